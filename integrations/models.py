@@ -1,0 +1,438 @@
+"""The app catalog, tenants' flows and deployments, installations, and the webhook outbox."""
+
+from __future__ import annotations
+
+import re
+import string
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import SealedSecretModel, Tenant
+from integrations.app_schema import (
+    AUTH_SCHEME_SCHEMA,
+    FIELDS_SCHEMA,
+    VERIFICATION_SCHEMA,
+    check_json,
+)
+
+
+class App(models.Model):
+    """A third-party service end users connect to: how to authorise, apply and verify it.
+
+    Catalog apps (no tenant) ship in ``integrations/catalog/apps.toml``; a tenant may add its own.
+    """
+
+    class AuthType(models.TextChoices):
+        OAUTH2 = "oauth2", "OAuth2"
+        API_KEY = "api_key", "API key"
+        BASIC = "basic", "Username and password"
+
+    class TokenAuthMethod(models.TextChoices):
+        POST = "client_secret_post", "Client secret in the body"
+        BASIC = "client_secret_basic", "HTTP Basic"
+
+    tenant = models.ForeignKey(
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="custom_apps",
+        help_text="Empty for a catalog app shared by every tenant.",
+    )
+    slug = models.SlugField(max_length=64)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    icon = models.CharField(
+        max_length=500, blank=True, help_text="A static file path or an https URL."
+    )
+    docs_url = models.URLField(blank=True)
+    auth_type = models.CharField(max_length=16, choices=AuthType.choices)
+    # OAuth2
+    authorization_url = models.URLField(max_length=500, blank=True)
+    token_url = models.URLField(max_length=500, blank=True)
+    revocation_url = models.URLField(max_length=500, blank=True)
+    scopes = models.JSONField(default=list, blank=True)
+    scope_separator = models.CharField(max_length=4, default=" ", blank=True)
+    pkce = models.BooleanField("PKCE (S256)", default=True)
+    token_auth_method = models.CharField(
+        max_length=32, choices=TokenAuthMethod.choices, default=TokenAuthMethod.POST
+    )
+    authorization_params = models.JSONField(
+        default=dict, blank=True, help_text="Extra query parameters for the authorization URL."
+    )
+    # API key and basic: the form the end user fills in.
+    fields = models.JSONField(default=list, blank=True)
+    # Every auth type: how the secret is applied to a request, where the API is, how to verify.
+    auth_scheme = models.JSONField(default=dict)
+    api_base_url = models.CharField(
+        max_length=500, help_text="May use form fields, e.g. https://{subdomain}.zendesk.com/api/v2."
+    )
+    verification = models.JSONField(default=dict)
+    refresh_buffer_seconds = models.PositiveIntegerField(
+        default=900, help_text="Refresh OAuth2 tokens this long before they expire."
+    )
+    reverify_interval_seconds = models.PositiveIntegerField(
+        default=86400, help_text="Re-verify long-lived credentials this often."
+    )
+    is_enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slug"], condition=Q(tenant__isnull=True), name="app_catalog_slug_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "slug"],
+                condition=Q(tenant__isnull=False),
+                name="app_tenant_slug_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(auth_type__in=["oauth2", "api_key", "basic"]),
+                name="app_auth_type_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_oauth2(self) -> bool:
+        return self.auth_type == self.AuthType.OAUTH2
+
+    @property
+    def supports_revocation(self) -> bool:
+        return bool(self.revocation_url)
+
+    @property
+    def secret_field_names(self) -> list[str]:
+        return [field["name"] for field in self.fields if field.get("secret")]
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        for field, schema in (
+            ("fields", FIELDS_SCHEMA),
+            ("auth_scheme", AUTH_SCHEME_SCHEMA),
+            ("verification", VERIFICATION_SCHEMA),
+        ):
+            try:
+                check_json(getattr(self, field), schema, field=field)
+            except ValidationError as exc:
+                errors.update(exc.message_dict)
+        if self.is_oauth2:
+            for field in ("authorization_url", "token_url"):
+                if not getattr(self, field):
+                    errors.setdefault(field, []).append("An OAuth2 app needs this URL.")
+        elif not self.fields:
+            errors.setdefault("fields", []).append("An API-key or basic app needs form fields.")
+        else:
+            for field in self.fields:
+                if pattern := field.get("pattern"):
+                    try:
+                        re.compile(pattern)
+                    except re.error as exc:
+                        errors.setdefault("fields", []).append(
+                            f"{field['name']}: the pattern is not a valid regular expression ({exc})."
+                        )
+        known = self.template_variables()
+        for where, template in self.templates().items():
+            unknown = _placeholders(template) - known
+            if unknown:
+                errors.setdefault(where, []).append(
+                    f"Unknown placeholder(s) {', '.join(sorted(unknown))}; "
+                    f"available: {', '.join(sorted(known))}."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+    def template_variables(self) -> set[str]:
+        if self.is_oauth2:
+            return {"access_token"}
+        return {field["name"] for field in self.fields if isinstance(field, dict) and "name" in field}
+
+    def templates(self) -> dict[str, str]:
+        scheme = self.auth_scheme if isinstance(self.auth_scheme, dict) else {}
+        found = {"api_base_url": self.api_base_url}
+        for key in ("template", "username", "password"):
+            if isinstance(scheme.get(key), str):
+                found["auth_scheme"] = found.get("auth_scheme", "") + scheme[key]
+        return found
+
+
+def _placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+class TenantOAuthClient(SealedSecretModel):
+    """A tenant's own OAuth2 client at a provider; the client secret is sealed by the vault."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="oauth_clients")
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="oauth_clients")
+    client_id = models.CharField(max_length=255)
+    scopes = models.JSONField(
+        default=list, blank=True, help_text="Overrides the app's default scopes when set."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "OAuth client"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "app"], name="oauthclient_unique_per_app")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app} client of {self.tenant}"
+
+
+class Flow(models.Model):
+    """A tenant's integration: the apps it uses, its settings schema and its workflows."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="flows")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    apps = models.ManyToManyField(App, related_name="flows")
+    settings_schema = models.JSONField(
+        default=dict, blank=True, help_text="A JSON Schema for the end user's settings form."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="flow_unique_name_per_tenant"),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "published"]), name="flow_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        import jsonschema
+
+        if self.settings_schema:
+            try:
+                jsonschema.Draft202012Validator.check_schema(self.settings_schema)
+            except jsonschema.SchemaError as exc:
+                raise ValidationError(
+                    {"settings_schema": f"Not a valid JSON Schema: {exc.message}"}
+                ) from exc
+
+
+class Workflow(models.Model):
+    """A part of a flow the end user can switch on or off."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="workflows")
+    key = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200)
+    description = models.CharField(max_length=500, blank=True)
+    enabled_by_default = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "key"], name="workflow_unique_key_per_flow")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Deployment(models.Model):
+    """A tenant's set of flows offered to end users while active."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="deployments")
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    flows = models.ManyToManyField(Flow, related_name="deployments", blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "name"], name="deployment_unique_name_per_tenant"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Installation(models.Model):
+    """An end user's instance of a flow, with the credential it uses for each of the flow's apps."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="installations")
+    end_user = models.ForeignKey(
+        "accounts.EndUser", on_delete=models.CASCADE, related_name="installations"
+    )
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="installations")
+    enabled = models.BooleanField(default=False)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    settings = models.JSONField(default=dict, blank=True)
+    enabled_workflows = models.ManyToManyField(Workflow, blank=True, related_name="installations")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "end_user", "flow"], name="installation_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow} for {self.end_user}"
+
+
+class InstallationCredential(models.Model):
+    """Which credential an installation uses for one app of its flow."""
+
+    installation = models.ForeignKey(
+        Installation, on_delete=models.CASCADE, related_name="credential_links"
+    )
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="+")
+    credential = models.ForeignKey(
+        "accounts.Credential", on_delete=models.CASCADE, related_name="installation_links"
+    )
+
+    class Meta:
+        verbose_name = "credential in use"
+        verbose_name_plural = "credentials in use"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["installation", "app"], name="installationcredential_one_per_app"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app}: {self.credential}"
+
+
+class WebhookEndpoint(SealedSecretModel):
+    """Where a tenant receives signed webhooks; the signing secret (``whsec_…``) is sealed."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=1000)
+    description = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True)
+    event_types = models.JSONField(
+        default=list, blank=True, help_text="Event types to send; empty sends every type."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = "webhook endpoint"
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, event_type: str) -> bool:
+        return self.is_active and (not self.event_types or event_type in self.event_types)
+
+
+class Event(models.Model):
+    """The outbox: written in the same transaction as the change it reports."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=64)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="event_tenant_created"),
+            models.Index(fields=["tenant", "type", "-created_at"], name="event_tenant_type"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    def payload(self) -> dict:
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "created_at": self.created_at.isoformat(),
+            "data": self.data,
+        }
+
+
+class WebhookDelivery(models.Model):
+    """One event on its way to one endpoint: at least once, retried with backoff."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Delivered"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = "webhook delivery"
+        verbose_name_plural = "webhook deliveries"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "endpoint"], name="delivery_once_per_endpoint"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "succeeded", "failed"]),
+                name="delivery_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="delivery_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event.type} to {self.endpoint}"
+
+
+class WebhookAttempt(models.Model):
+    """One HTTP attempt of a delivery, with what the receiver answered."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempts")
+    attempted_at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["attempted_at"]
+
+    def __str__(self) -> str:
+        return f"{self.status_code or self.error} at {self.attempted_at:%H:%M:%S}"

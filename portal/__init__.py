@@ -1,0 +1,5 @@
+"""The connect portal project: settings, URLs, the Celery app and the WSGI/ASGI entry points."""
+
+from portal.celery import app as celery_app
+
+__all__ = ["celery_app"]

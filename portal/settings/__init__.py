@@ -1,0 +1,1 @@
+"""Settings, one module per environment: ``dev`` (the demo), ``test`` and ``production``."""
