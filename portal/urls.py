@@ -13,6 +13,7 @@ admin.site.index_title = "Administration"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("connect/", include("integrations.urls")),
 ]
 
 if settings.PORTAL_SANDBOX_ENABLED:

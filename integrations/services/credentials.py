@@ -1,0 +1,137 @@
+"""Connected accounts: creating them from an app's form, revoking them, reading their secrets.
+
+A credential's secret is opened only here and in the services that use it for one request
+(verification, refresh, the proxy); each such use is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Credential, EndUser
+from accounts.services.audit import Actor, audit_record
+from accounts.vault import clear_secret, seal_secret
+from integrations.models import App, Installation
+from integrations.services.events import credential_event_data, event_emit
+
+MAX_FIELD_LENGTH = 4096
+
+
+def credential_fields_clean(*, app: App, fields: dict[str, Any]) -> dict[str, str]:
+    """Validate an API-key or basic form against the app's fields; errors name each field."""
+    if app.is_oauth2:
+        raise ValidationError(
+            f"{app.name} connects through OAuth2: open the connect modal to sign in instead.",
+            code="oauth2_app",
+        )
+    errors: dict[str, str] = {}
+    clean: dict[str, str] = {}
+    known = {spec["name"] for spec in app.fields}
+    for name in fields:
+        if name not in known:
+            errors[name] = f"{app.name} has no field '{name}'."
+    for spec in app.fields:
+        name, label = spec["name"], spec["label"]
+        raw = fields.get(name, "")
+        value = raw.strip() if isinstance(raw, str) else raw
+        if value in (None, ""):
+            if spec.get("required", True):
+                errors[name] = f"{label} is required."
+            continue
+        if not isinstance(value, str):
+            errors[name] = f"{label} must be text."
+        elif len(value) > MAX_FIELD_LENGTH:
+            errors[name] = f"{label} is too long (at most {MAX_FIELD_LENGTH} characters)."
+        elif spec.get("pattern") and not re.fullmatch(spec["pattern"], value):
+            errors[name] = f"This does not look like a {label}." + (
+                f" {spec['help']}" if spec.get("help") else ""
+            )
+        else:
+            clean[name] = value
+    if errors:
+        raise ValidationError(errors, code="invalid_fields")
+    return clean
+
+
+def secret_hint(*, app: App, secret: dict[str, Any]) -> str:
+    """The last four characters of the main secret, when it is long enough to hide the rest."""
+    names = app.secret_field_names if not app.is_oauth2 else []
+    value = secret.get(names[0], "") if names else ""
+    return f"…{value[-4:]}" if isinstance(value, str) and len(value) >= 16 else ""
+
+
+@transaction.atomic
+def credential_create_from_fields(
+    *, end_user: EndUser, app: App, fields: dict[str, Any], label: str = "", actor: Actor
+) -> Credential:
+    """Store an API-key or basic credential, pending until its verification answers."""
+    secret = credential_fields_clean(app=app, fields=fields)
+    credential = Credential(
+        tenant_id=end_user.tenant_id,
+        end_user=end_user,
+        app=app,
+        label=label.strip()[:120],
+        status=Credential.Status.PENDING,
+        secret_hint=secret_hint(app=app, secret=secret),
+    )
+    seal_secret(credential, secret)
+    credential.save()
+    audit_record(tenant=end_user.tenant, actor=actor, action="credential.create", credential=credential)
+    event_emit(
+        tenant=end_user.tenant, type="credential.created", data=credential_event_data(credential)
+    )
+    credential_verification_enqueue(credential_id=credential.pk)
+    return credential
+
+
+def credential_verification_enqueue(*, credential_id) -> None:
+    from integrations.tasks import verify_credential
+
+    transaction.on_commit(lambda: verify_credential.delay(str(credential_id)))
+
+
+@transaction.atomic
+def credential_revoke(*, credential: Credential, actor: Actor, reason: str = "") -> Credential:
+    """Revoke: the secret is destroyed, installations that used it are disabled and say so."""
+    credential = Credential.objects.select_for_update().select_related("app", "end_user", "tenant").get(
+        pk=credential.pk
+    )
+    if credential.status == Credential.Status.REVOKED:
+        return credential
+    clear_secret(credential)
+    credential.status = Credential.Status.REVOKED
+    credential.refresh_at = None
+    credential.next_verification_at = None
+    credential.save()
+    installation_ids = list(
+        credential.installation_links.values_list("installation_id", flat=True)
+    )
+    Installation.objects.filter(pk__in=installation_ids, enabled=True).update(
+        enabled=False,
+        disabled_reason=f"The {credential.app.name} account {credential.display_name} was disconnected.",
+        updated_at=timezone.now(),
+    )
+    audit_record(
+        tenant=credential.tenant,
+        actor=actor,
+        action="credential.revoke",
+        credential=credential,
+        detail={"reason": reason} if reason else {},
+    )
+    event_emit(
+        tenant=credential.tenant,
+        type="credential.revoked",
+        data=credential_event_data(credential, reason=reason),
+    )
+    return credential
+
+
+def credential_secret_store(*, credential: Credential, secret: dict[str, Any]) -> None:
+    """Seal a new secret onto the credential (the caller saves it inside its transaction)."""
+    seal_secret(credential, secret)
+    credential.secret_hint = secret_hint(app=credential.app, secret=secret)

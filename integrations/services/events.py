@@ -1,0 +1,43 @@
+"""The outbox: an event is written in the same transaction as the change it reports.
+
+Each event gets one delivery row per interested webhook endpoint; the delivery job sends them
+at least once, signed (Standard Webhooks).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Credential, Tenant
+from integrations.models import Event, WebhookDelivery, WebhookEndpoint
+
+
+def event_emit(*, tenant: Tenant, type: str, data: dict[str, Any]) -> Event:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("Emit events inside the transaction of the change they report.")
+    event = Event.objects.create(tenant=tenant, type=type, data=data)
+    now = timezone.now()
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now)
+        for endpoint in WebhookEndpoint.objects.filter(tenant=tenant, is_active=True)
+        if endpoint.wants(type)
+    )
+    return event
+
+
+def credential_event_data(credential: Credential, **extra: Any) -> dict[str, Any]:
+    """The fields every credential event carries (Alloy's, plus ours)."""
+    end_user = credential.end_user
+    return {
+        "credential_id": str(credential.pk),
+        "credential_name": credential.display_name,
+        "app": credential.app.slug,
+        "identity": credential.identity,
+        "status": credential.status,
+        "user_id": end_user.external_id,
+        "user_email": end_user.email,
+        **extra,
+    }
