@@ -96,7 +96,9 @@ class Membership(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "tenant"], name="membership_unique_user_tenant"),
+            models.UniqueConstraint(
+                fields=["user", "tenant"], name="membership_unique_user_tenant"
+            ),
             models.CheckConstraint(
                 condition=Q(role__in=["admin", "viewer"]), name="membership_role_valid"
             ),
@@ -235,7 +237,9 @@ class Credential(SealedSecretModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="credentials")
     end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="credentials")
-    app = models.ForeignKey("integrations.App", on_delete=models.PROTECT, related_name="credentials")
+    app = models.ForeignKey(
+        "integrations.App", on_delete=models.PROTECT, related_name="credentials"
+    )
     label = models.CharField(max_length=120, blank=True)
     identity = models.CharField(
         max_length=255, blank=True, help_text="The account at the provider, read by verification."
@@ -336,4 +340,3 @@ class AuditLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor_type}:{self.actor}"
-

@@ -67,7 +67,19 @@ VERIFICATION_SCHEMA: dict[str, Any] = {
         },
         "headers": {"type": "object", "additionalProperties": {"type": "string"}},
         "body": {"type": "object"},
+        "success": {
+            "type": "object",
+            "required": ["path", "equals"],
+            "additionalProperties": False,
+            "description": "For APIs that answer 200 to a refused credential (Slack's ok=false).",
+            "properties": {"path": {"type": "string", "minLength": 1}, "equals": {}},
+        },
     },
+}
+
+REQUEST_HEADERS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {"type": "string"},
 }
 
 

@@ -15,6 +15,7 @@ from accounts.models import SealedSecretModel, Tenant
 from integrations.app_schema import (
     AUTH_SCHEME_SCHEMA,
     FIELDS_SCHEMA,
+    REQUEST_HEADERS_SCHEMA,
     VERIFICATION_SCHEMA,
     check_json,
 )
@@ -69,9 +70,15 @@ class App(models.Model):
     # Every auth type: how the secret is applied to a request, where the API is, how to verify.
     auth_scheme = models.JSONField(default=dict)
     api_base_url = models.CharField(
-        max_length=500, help_text="May use form fields, e.g. https://{subdomain}.zendesk.com/api/v2."
+        max_length=500,
+        help_text="May use form fields, e.g. https://{subdomain}.zendesk.com/api/v2.",
     )
     verification = models.JSONField(default=dict)
+    request_headers = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Headers sent with every request to the API, e.g. a version header.",
+    )
     refresh_buffer_seconds = models.PositiveIntegerField(
         default=900, help_text="Refresh OAuth2 tokens this long before they expire."
     )
@@ -118,6 +125,7 @@ class App(models.Model):
         errors: dict[str, list[str]] = {}
         for field, schema in (
             ("fields", FIELDS_SCHEMA),
+            ("request_headers", REQUEST_HEADERS_SCHEMA),
             ("auth_scheme", AUTH_SCHEME_SCHEMA),
             ("verification", VERIFICATION_SCHEMA),
         ):
@@ -138,7 +146,8 @@ class App(models.Model):
                         re.compile(pattern)
                     except re.error as exc:
                         errors.setdefault("fields", []).append(
-                            f"{field['name']}: the pattern is not a valid regular expression ({exc})."
+                            f"{field['name']}: the pattern is not a valid regular "
+                            f"expression ({exc})."
                         )
         known = self.template_variables()
         for where, template in self.templates().items():
@@ -154,7 +163,9 @@ class App(models.Model):
     def template_variables(self) -> set[str]:
         if self.is_oauth2:
             return {"access_token"}
-        return {field["name"] for field in self.fields if isinstance(field, dict) and "name" in field}
+        return {
+            field["name"] for field in self.fields if isinstance(field, dict) and "name" in field
+        }
 
     def templates(self) -> dict[str, str]:
         scheme = self.auth_scheme if isinstance(self.auth_scheme, dict) else {}
@@ -403,7 +414,9 @@ class WebhookDelivery(models.Model):
         verbose_name_plural = "webhook deliveries"
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["event", "endpoint"], name="delivery_once_per_endpoint"),
+            models.UniqueConstraint(
+                fields=["event", "endpoint"], name="delivery_once_per_endpoint"
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=["pending", "succeeded", "failed"]),
                 name="delivery_status_valid",

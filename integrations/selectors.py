@@ -57,7 +57,7 @@ class OfferedApp:
 
 
 def offered_apps_with_credentials(*, session: ConnectSession) -> list[OfferedApp]:
-    """The session's apps, each with the end user's accounts for it, in a fixed number of queries."""
+    """The session's apps, each with the end user's accounts for it, in a fixed query count."""
     apps = list(app_list_for_session(session=session))
     by_app: dict[int, list[Credential]] = defaultdict(list)
     credentials = Credential.objects.filter(

@@ -1,6 +1,7 @@
 """First-run generation of the demo's secret files, readable by their owner only."""
 
 import base64
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -16,10 +17,8 @@ def _write_private(path: Path, content: str) -> None:
 
 def ensure_secret_key_file(path: Path) -> str:
     if not path.exists():
-        try:
+        with contextlib.suppress(FileExistsError):
             _write_private(path, secrets.token_urlsafe(50) + "\n")
-        except FileExistsError:
-            pass
     return path.read_text().strip()
 
 
@@ -31,8 +30,6 @@ def new_keyring_entry() -> str:
 
 def ensure_dev_keyring_file(path: Path) -> Path:
     if not path.exists():
-        try:
+        with contextlib.suppress(FileExistsError):
             _write_private(path, new_keyring_entry() + "\n")
-        except FileExistsError:
-            pass
     return path

@@ -1,4 +1,4 @@
-"""Shared fixtures. With CI=true, tests that need PostgreSQL, Redis or the browser fail rather than skip."""
+"""Shared fixtures. With CI=true, tests needing PostgreSQL, Redis or the browser fail, not skip."""
 
 from __future__ import annotations
 

@@ -50,7 +50,11 @@ def make_oauth_app(*, slug: str | None = None, tenant: Tenant | None = None, **e
         "authorization_url": "https://provider.example.com/authorize",
         "token_url": "https://provider.example.com/token",
         "scopes": ["profile"],
-        "auth_scheme": {"in": "header", "name": "Authorization", "template": "Bearer {access_token}"},
+        "auth_scheme": {
+            "in": "header",
+            "name": "Authorization",
+            "template": "Bearer {access_token}",
+        },
         "api_base_url": "https://provider.example.com/api",
         "verification": {"path": "/me", "identity": ["email"]},
     }
@@ -62,7 +66,12 @@ def make_oauth_app(*, slug: str | None = None, tenant: Tenant | None = None, **e
 
 
 def make_flow(
-    *, tenant: Tenant, apps: list[App], published: bool = True, name: str | None = None, **extra: Any
+    *,
+    tenant: Tenant,
+    apps: list[App],
+    published: bool = True,
+    name: str | None = None,
+    **extra: Any,
 ) -> Flow:
     flow = Flow.objects.create(
         tenant=tenant,
@@ -92,7 +101,9 @@ def make_credential(
     status: str = Credential.Status.ACTIVE,
     **extra: Any,
 ) -> Credential:
-    credential = Credential(tenant=end_user.tenant, end_user=end_user, app=app, status=status, **extra)
+    credential = Credential(
+        tenant=end_user.tenant, end_user=end_user, app=app, status=status, **extra
+    )
     seal_secret(credential, secret or {"api_key": f"secret-{next(_counter)}"})
     credential.save()
     return credential

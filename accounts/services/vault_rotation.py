@@ -83,11 +83,15 @@ def vault_rotate(
                 for row in rows:
                     aad = row.vault_associated_data()
                     try:
-                        plaintext = decrypt(row.secret_key_id, row.secret_ciphertext, associated_data=aad)
+                        plaintext = decrypt(
+                            row.secret_key_id, row.secret_ciphertext, associated_data=aad
+                        )
                     except VaultError as exc:
                         state.failed.append(f"{row.pk}: {exc}")
                         continue
-                    row.secret_key_id, row.secret_ciphertext = encrypt(plaintext, associated_data=aad)
+                    row.secret_key_id, row.secret_ciphertext = encrypt(
+                        plaintext, associated_data=aad
+                    )
                     changed.append(row)
                 model.objects.bulk_update(changed, ["secret_key_id", "secret_ciphertext"])
                 state.rotated += len(changed)

@@ -47,7 +47,9 @@ class AppliedAuth:
 
 def auth_apply(*, app: App, secret: dict[str, Any]) -> AppliedAuth:
     scheme = app.auth_scheme
-    applied = AppliedAuth(base_url=render_template(app.api_base_url, secret))
+    applied = AppliedAuth(
+        base_url=render_template(app.api_base_url, secret), headers=dict(app.request_headers)
+    )
     if scheme["in"] == "basic":
         applied.basic_auth = (
             render_template(scheme["username"], secret),

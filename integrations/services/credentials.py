@@ -81,7 +81,9 @@ def credential_create_from_fields(
     )
     seal_secret(credential, secret)
     credential.save()
-    audit_record(tenant=end_user.tenant, actor=actor, action="credential.create", credential=credential)
+    audit_record(
+        tenant=end_user.tenant, actor=actor, action="credential.create", credential=credential
+    )
     event_emit(
         tenant=end_user.tenant, type="credential.created", data=credential_event_data(credential)
     )
@@ -98,8 +100,10 @@ def credential_verification_enqueue(*, credential_id) -> None:
 @transaction.atomic
 def credential_revoke(*, credential: Credential, actor: Actor, reason: str = "") -> Credential:
     """Revoke: the secret is destroyed, installations that used it are disabled and say so."""
-    credential = Credential.objects.select_for_update().select_related("app", "end_user", "tenant").get(
-        pk=credential.pk
+    credential = (
+        Credential.objects.select_for_update()
+        .select_related("app", "end_user", "tenant")
+        .get(pk=credential.pk)
     )
     if credential.status == Credential.Status.REVOKED:
         return credential
@@ -108,12 +112,12 @@ def credential_revoke(*, credential: Credential, actor: Actor, reason: str = "")
     credential.refresh_at = None
     credential.next_verification_at = None
     credential.save()
-    installation_ids = list(
-        credential.installation_links.values_list("installation_id", flat=True)
-    )
+    installation_ids = list(credential.installation_links.values_list("installation_id", flat=True))
     Installation.objects.filter(pk__in=installation_ids, enabled=True).update(
         enabled=False,
-        disabled_reason=f"The {credential.app.name} account {credential.display_name} was disconnected.",
+        disabled_reason=(
+            f"The {credential.app.name} account {credential.display_name} was disconnected."
+        ),
         updated_at=timezone.now(),
     )
     audit_record(

@@ -117,8 +117,20 @@ def verification_probe(*, app, secret: dict[str, Any]) -> ProbeResult:
             body = response.json()
         except ValueError:
             body = {}
+        success = spec.get("success")
+        if success and _dig(body, success["path"]) != success["equals"]:
+            detail = _dig(body, "error") or _dig(body, "message") or "the credential was refused"
+            return ProbeResult(
+                kind="rejected",
+                reason=f"{app.name} refused the credential: {str(detail)[:MAX_REASON_LENGTH]}",
+                status_code=response.status_code,
+            )
         identity = next(
-            (str(value) for path in spec["identity"] if (value := _dig(body, path)) not in (None, "")),
+            (
+                str(value)
+                for path in spec["identity"]
+                if (value := _dig(body, path)) not in (None, "")
+            ),
             "",
         )
         return ProbeResult(kind="verified", identity=identity[:255], status_code=200)
@@ -140,7 +152,9 @@ def credential_verify(*, credential_id, actor: Actor | None = None) -> Verificat
     """Verify a credential now and record the result (see the module docstring)."""
     actor = actor or Actor.system()
     credential = (
-        Credential.objects.select_related("app", "end_user", "tenant").filter(pk=credential_id).first()
+        Credential.objects.select_related("app", "end_user", "tenant")
+        .filter(pk=credential_id)
+        .first()
     )
     if credential is None:
         return VerificationOutcome(kind="skipped", credential=None, reason="Gone.")
@@ -184,7 +198,11 @@ def _record_verified(
     if probe.identity:
         twin = (
             Credential.objects.select_for_update()
-            .filter(end_user_id=credential.end_user_id, app_id=credential.app_id, identity=probe.identity)
+            .filter(
+                end_user_id=credential.end_user_id,
+                app_id=credential.app_id,
+                identity=probe.identity,
+            )
             .exclude(pk=credential.pk)
             .first()
         )
@@ -212,7 +230,9 @@ def _record_verified(
         type="credential.verified",
         data=credential_event_data(credential, already_exists=already_existed),
     )
-    return VerificationOutcome(kind="verified", credential=credential, already_existed=already_existed)
+    return VerificationOutcome(
+        kind="verified", credential=credential, already_existed=already_existed
+    )
 
 
 def _record_rejected(credential: Credential, probe: ProbeResult) -> VerificationOutcome:

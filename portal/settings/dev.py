@@ -13,6 +13,11 @@ from portal.setup_files import ensure_dev_keyring_file, ensure_secret_key_file
 
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY") or ensure_secret_key_file(VAR_DIR / "secret_key")
-if not os.environ.get("PORTAL_ENCRYPTION_KEYS") and not os.environ.get("PORTAL_ENCRYPTION_KEYS_FILE"):
+if not os.environ.get("PORTAL_ENCRYPTION_KEYS") and not os.environ.get(
+    "PORTAL_ENCRYPTION_KEYS_FILE"
+):
     PORTAL_ENCRYPTION_KEYS_FILE = str(ensure_dev_keyring_file(VAR_DIR / "encryption.keys"))
 PORTAL_SANDBOX_ENABLED = env_bool("PORTAL_SANDBOX_ENABLED", True)
+# Serve static files straight from the source folders, without collectstatic.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -12,7 +12,8 @@ from portal.settings.env import env_bool, env_int, env_str
 if not SECRET_KEY:
     raise ImproperlyConfigured(
         "SECRET_KEY is not set. Generate one with "
-        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` and set it in the environment."
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` and set it in the "
+        "environment."
     )
 if not PORTAL_ENCRYPTION_KEYS and not PORTAL_ENCRYPTION_KEYS_FILE:
     raise ImproperlyConfigured(

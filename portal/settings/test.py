@@ -1,15 +1,15 @@
-"""The test suite. With CI=true it uses PostgreSQL and Redis and refuses to skip tests needing them."""
+"""The test suite. With CI=true it uses PostgreSQL and Redis and never skips tests needing them."""
 
 import os
+
+import dj_database_url
 
 from portal.settings.base import *  # noqa: F403
 from portal.settings.env import env_bool, env_str
 from portal.setup_files import new_keyring_entry
 
-import dj_database_url
-
 CI = env_bool("CI", False)
-SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
+SECRET_KEY = "test-secret-key-not-for-production"
 DEBUG = False
 
 if env_str("DATABASE_URL"):
@@ -35,3 +35,5 @@ PORTAL_SANDBOX_ENABLED = True
 PORTAL_BASE_URL = "http://testserver"
 ALLOWED_HOSTS = ["*"]
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -11,8 +11,8 @@ from accounts.models import Credential
 from accounts.services.audit import Actor
 from accounts.services.sessions import connect_session_create
 from accounts.services.tenants import tenant_api_key_create, tenant_create
-from integrations.models import TenantOAuthClient, WebhookEndpoint
 from accounts.vault import seal_secret
+from integrations.models import TenantOAuthClient, WebhookEndpoint
 from integrations.services.credentials import credential_create_from_fields
 from tests import factories
 
@@ -69,7 +69,11 @@ def test_a_raw_scan_of_every_table_contains_none_of_the_known_secrets(stored_sec
             for row in cursor.fetchall():
                 for cell in row:
                     cells_scanned += 1
-                    text = bytes(cell).decode("latin-1") if isinstance(cell, (bytes, memoryview)) else str(cell)
+                    text = (
+                        bytes(cell).decode("latin-1")
+                        if isinstance(cell, (bytes, memoryview))
+                        else str(cell)
+                    )
                     for name, secret in stored_secrets.items():
                         assert secret not in text, f"{name} is stored in plaintext in {table}"
     assert cells_scanned > 100

@@ -26,7 +26,9 @@ def _entry(key_id: str) -> str:
 @pytest.fixture
 def credential(end_user):
     app = factories.make_api_key_app()
-    return factories.make_credential(end_user=end_user, app=app, secret={"api_key": "sk_live_round"})
+    return factories.make_credential(
+        end_user=end_user, app=app, secret={"api_key": "sk_live_round"}
+    )
 
 
 def test_round_trip_returns_the_payload(credential):
@@ -56,7 +58,9 @@ def test_tampered_ciphertext_is_refused_with_a_clear_error(credential):
 
 
 def test_ciphertext_copied_onto_another_row_does_not_decrypt(credential, end_user):
-    other = factories.make_credential(end_user=end_user, app=credential.app, secret={"api_key": "x"})
+    other = factories.make_credential(
+        end_user=end_user, app=credential.app, secret={"api_key": "x"}
+    )
     Credential.objects.filter(pk=other.pk).update(
         secret_ciphertext=credential.secret_ciphertext, secret_key_id=credential.secret_key_id
     )
@@ -68,7 +72,10 @@ def test_ciphertext_copied_onto_another_row_does_not_decrypt(credential, end_use
 def test_ciphertext_of_another_tenant_does_not_decrypt(credential, other_tenant):
     foreign_user = factories.make_end_user(tenant=other_tenant)
     stolen = factories.make_credential(end_user=foreign_user, app=credential.app)
-    stolen.secret_ciphertext, stolen.secret_key_id = credential.secret_ciphertext, credential.secret_key_id
+    stolen.secret_ciphertext, stolen.secret_key_id = (
+        credential.secret_ciphertext,
+        credential.secret_key_id,
+    )
     stolen.pk = credential.pk  # even the same row id under another tenant is refused
     with pytest.raises(DecryptionError):
         open_secret(stolen)
@@ -89,7 +96,9 @@ def test_wrong_key_material_under_the_same_id_is_refused(credential):
 def test_older_keys_still_decrypt_and_the_newest_encrypts(credential):
     old_keys = vault.get_keyring()
     newest = _entry("newest")
-    raw = ",".join([newest] + [f"{k}:{base64.b64encode(v).decode()}" for k, v in old_keys.keys.items()])
+    raw = ",".join(
+        [newest] + [f"{k}:{base64.b64encode(v).decode()}" for k, v in old_keys.keys.items()]
+    )
     with override_settings(PORTAL_ENCRYPTION_KEYS=raw):
         assert open_secret(credential) == {"api_key": "sk_live_round"}
         seal_secret(credential, {"api_key": "next"})

@@ -26,7 +26,9 @@ def _keyring_with_new_key(new_id: str = "rotated") -> str:
 def many_credentials(end_user):
     app = factories.make_api_key_app()
     return {
-        factories.make_credential(end_user=end_user, app=app, secret={"api_key": f"key-{i}"}).pk: f"key-{i}"
+        factories.make_credential(
+            end_user=end_user, app=app, secret={"api_key": f"key-{i}"}
+        ).pk: f"key-{i}"
         for i in range(23)
     }
 

@@ -1,0 +1,372 @@
+"""The admin for tenants, staff, API keys, end users, sessions, credentials and the audit log.
+
+Secrets are never shown: API keys, signing secrets and webhook secrets appear once, on the
+page that creates them; a credential shows only a masked hint and the id of its key.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.translation import ngettext
+
+from accounts.admin_scoping import TenantScopedAdmin, reveal_once_response, staff_can_change
+from accounts.models import (
+    AuditLogEntry,
+    ConnectSession,
+    Credential,
+    EndUser,
+    Membership,
+    Tenant,
+    TenantApiKey,
+)
+from accounts.services.audit import Actor
+from accounts.services.sessions import connect_session_revoke
+from accounts.services.tenants import (
+    tenant_api_key_create,
+    tenant_api_key_revoke,
+    tenant_signing_secret_rotate,
+)
+from accounts.validators import validate_origins
+from integrations.services.credentials import credential_revoke, credential_verification_enqueue
+from integrations.services.verification import credential_verify
+
+INLINE_VERIFY_LIMIT = 10
+
+
+class OriginsField(forms.CharField):
+    """Allowed origins edited as one per line, stored as a normalised list."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 60})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value):
+        lines = [line.strip() for line in (value or "").splitlines() if line.strip()]
+        return validate_origins(lines)
+
+
+class TenantForm(forms.ModelForm):
+    allowed_origins = OriginsField(
+        required=False,
+        help_text="One origin per line, e.g. https://app.example.com. These may embed the modal.",
+    )
+
+    class Meta:
+        model = Tenant
+        fields = [
+            "name",
+            "slug",
+            "own_app",
+            "allowed_origins",
+            "user_hash_enabled",
+            "default_theme",
+        ]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    has_add_permission = has_change_permission = has_delete_permission = has_view_permission
+
+
+@admin.register(Tenant)
+class TenantAdmin(TenantScopedAdmin):
+    form = TenantForm
+    tenant_path = "pk"
+    list_display = ["name", "slug", "user_hash_enabled", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+    actions = ["rotate_signing_secret"]
+    readonly_fields = ["id", "signing_secret_status"]
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    @admin.display(description="User-hash signing secret")
+    def signing_secret_status(self, obj):
+        if obj.pk is None:
+            return "Generated when the tenant is saved, and shown once."
+        return (
+            "Set (encrypted). Use the “Rotate signing secret” action for a new one."
+            if obj.has_secret
+            else "Not set."
+        )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            obj._new_signing_secret = tenant_signing_secret_rotate(tenant=obj)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return reveal_once_response(
+            request,
+            title=f"{obj} created",
+            secret=obj._new_signing_secret,
+            explanation="This is the tenant's user-hash signing secret: the tenant's server "
+            "computes hex HMAC-SHA256 of a user id with it to open the modal without a session.",
+            back_url=reverse("admin:accounts_tenant_change", args=[obj.pk]),
+        )
+
+    @admin.action(description="Rotate user-hash signing secret (shows the new one once)")
+    def rotate_signing_secret(self, request, queryset):
+        tenants = [t for t in queryset if self.has_change_permission(request, t)]
+        if len(tenants) != 1:
+            self.message_user(request, "Rotate one tenant's secret at a time.", messages.ERROR)
+            return None
+        secret = tenant_signing_secret_rotate(tenant=tenants[0])
+        return reveal_once_response(
+            request,
+            title=f"New signing secret for {tenants[0]}",
+            secret=secret,
+            explanation="User hashes made with the old secret stop working now.",
+            back_url=reverse("admin:accounts_tenant_changelist"),
+        )
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "tenant", "role", "created_at"]
+    list_filter = ["role", "tenant"]
+    autocomplete_fields = ["user"]
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    has_add_permission = has_change_permission = has_delete_permission = has_view_permission
+
+
+@admin.register(TenantApiKey)
+class TenantApiKeyAdmin(TenantScopedAdmin):
+    list_display = ["name", "tenant", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["tenant"]
+    fields = ["tenant", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request)
+
+    def save_model(self, request, obj, form, change):
+        issued = tenant_api_key_create(tenant=obj.tenant, name=obj.name)
+        obj.pk, obj._plaintext = issued.api_key.pk, issued.plaintext
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return reveal_once_response(
+            request,
+            title=f"API key “{obj.name}” created",
+            secret=obj._plaintext,
+            explanation="Use it as a Bearer token for the server API (/api/v1). "
+            "Only its hash is stored.",
+            back_url=reverse("admin:accounts_tenantapikey_changelist"),
+        )
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request, queryset):
+        keys = [
+            key for key in queryset if key.is_active and staff_can_change(request, key.tenant_id)
+        ]
+        for key in keys:
+            tenant_api_key_revoke(api_key=key)
+        self.message_user(
+            request, ngettext("Revoked %d key.", "Revoked %d keys.", len(keys)) % len(keys)
+        )
+
+
+class CredentialInline(admin.TabularInline):
+    model = Credential
+    fields = ["app", "label", "identity", "status", "expires_at", "last_verified_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EndUser)
+class EndUserAdmin(TenantScopedAdmin):
+    list_display = ["external_id", "name", "email", "tenant", "created_at"]
+    list_filter = ["tenant"]
+    search_fields = ["external_id", "email", "name"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+    inlines = [CredentialInline]
+
+
+@admin.register(ConnectSession)
+class ConnectSessionAdmin(TenantScopedAdmin):
+    list_display = [
+        "end_user",
+        "tenant",
+        "source",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "used_from_origin",
+    ]
+    list_filter = ["tenant", "source"]
+    search_fields = ["end_user__external_id", "end_user__email"]
+    list_select_related = ["end_user", "tenant"]
+    readonly_fields = [
+        "id",
+        "tenant",
+        "end_user",
+        "source",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "deployment",
+        "apps",
+        "allow_multiple",
+        "redirect_uri",
+        "theme",
+        "consumer_metadata",
+        "custom_settings",
+        "used_from_origin",
+        "last_used_at",
+    ]
+    fields = readonly_fields
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke selected sessions")
+    def revoke(self, request, queryset):
+        sessions = [s for s in queryset if self.has_change_permission(request, s)]
+        for session in sessions:
+            connect_session_revoke(session=session)
+        self.message_user(
+            request,
+            ngettext("Revoked %d session.", "Revoked %d sessions.", len(sessions)) % len(sessions),
+        )
+
+
+@admin.register(Credential)
+class CredentialAdmin(TenantScopedAdmin):
+    list_display = [
+        "display_name",
+        "app",
+        "end_user",
+        "status",
+        "expires_at",
+        "last_verified_at",
+        "tenant",
+    ]
+    list_filter = ["status", "tenant", "app"]
+    search_fields = ["identity", "label", "end_user__external_id", "end_user__email"]
+    list_select_related = ["app", "end_user", "tenant"]
+    fields = [
+        "id",
+        "tenant",
+        "end_user",
+        "app",
+        "label",
+        "identity",
+        "status",
+        "secret",
+        "scopes",
+        "expires_at",
+        "refresh_at",
+        "last_refreshed_at",
+        "last_verified_at",
+        "last_verification_error",
+        "next_verification_at",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = [field for field in fields if field != "label"]
+    actions = ["verify_now", "revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Secret")
+    def secret(self, obj):
+        if not obj.has_secret:
+            return "None (revoked or not stored)"
+        hint = f" ending {obj.secret_hint}" if obj.secret_hint else ""
+        return f"Encrypted with key {obj.secret_key_id}{hint}; never shown."
+
+    @admin.action(description="Verify now")
+    def verify_now(self, request, queryset):
+        credentials = [c for c in queryset if self.has_change_permission(request, c)]
+        actor = Actor.staff(request.user)
+        if len(credentials) > INLINE_VERIFY_LIMIT:
+            for credential in credentials:
+                credential_verification_enqueue(credential_id=credential.pk)
+            self.message_user(
+                request,
+                f"Queued {len(credentials)} verifications; statuses change here as results arrive.",
+            )
+            return
+        results: dict[str, int] = {}
+        for credential in credentials:
+            outcome = credential_verify(credential_id=credential.pk, actor=actor)
+            results[outcome.kind] = results.get(outcome.kind, 0) + 1
+            if outcome.kind in {"rejected", "unavailable"}:
+                self.message_user(request, f"{credential}: {outcome.reason}", messages.WARNING)
+        summary = ", ".join(f"{count} {kind}" for kind, count in sorted(results.items()))
+        self.message_user(
+            request, f"Verified {len(credentials)} credential(s): {summary or 'none'}."
+        )
+
+    @admin.action(description="Revoke selected credentials")
+    def revoke(self, request, queryset):
+        credentials = [c for c in queryset if self.has_change_permission(request, c)]
+        for credential in credentials:
+            credential_revoke(
+                credential=credential, actor=Actor.staff(request.user), reason="Revoked by staff."
+            )
+        self.message_user(
+            request,
+            ngettext("Revoked %d credential.", "Revoked %d credentials.", len(credentials))
+            % len(credentials),
+        )
+
+
+@admin.register(AuditLogEntry)
+class AuditLogEntryAdmin(TenantScopedAdmin):
+    list_display = [
+        "created_at",
+        "action",
+        "outcome",
+        "actor_type",
+        "actor",
+        "credential",
+        "tenant",
+    ]
+    list_filter = ["action", "outcome", "actor_type", "tenant"]
+    search_fields = ["target", "actor"]
+    list_select_related = ["credential", "tenant"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,262 @@
+"""The admin for the app catalog, OAuth clients, flows, deployments, installations and webhooks."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Q
+from django.urls import reverse
+
+from accounts.admin_scoping import TenantScopedAdmin, TenantScopedInline, reveal_once_response
+from integrations.models import (
+    App,
+    Deployment,
+    Event,
+    Flow,
+    Installation,
+    InstallationCredential,
+    TenantOAuthClient,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    Workflow,
+)
+from integrations.services.oauth_clients import oauth_client_secret_set
+from integrations.services.webhooks import webhook_endpoint_secret_rotate
+
+
+@admin.register(App)
+class AppAdmin(TenantScopedAdmin):
+    list_display = ["name", "slug", "auth_type", "tenant", "is_enabled"]
+    list_filter = ["auth_type", "is_enabled", ("tenant", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "slug"]
+    shared_rows_q = Q(tenant__isnull=True)
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "tenant",
+                    "slug",
+                    "name",
+                    "description",
+                    "icon",
+                    "docs_url",
+                    "auth_type",
+                    "is_enabled",
+                ]
+            },
+        ),
+        (
+            "OAuth2",
+            {
+                "fields": [
+                    "authorization_url",
+                    "token_url",
+                    "revocation_url",
+                    "scopes",
+                    "scope_separator",
+                    "pkce",
+                    "token_auth_method",
+                    "authorization_params",
+                ],
+                "classes": ["collapse"],
+            },
+        ),
+        ("API-key and basic form", {"fields": ["fields"], "classes": ["collapse"]}),
+        (
+            "Requests",
+            {
+                "fields": [
+                    "api_base_url",
+                    "auth_scheme",
+                    "verification",
+                    "refresh_buffer_seconds",
+                    "reverify_interval_seconds",
+                ]
+            },
+        ),
+    ]
+
+
+class OAuthClientForm(forms.ModelForm):
+    client_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted and never shown. Leave empty to keep the current secret.",
+    )
+
+    class Meta:
+        model = TenantOAuthClient
+        fields = ["tenant", "app", "client_id", "scopes"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.has_secret and not cleaned.get("client_secret"):
+            self.add_error("client_secret", "A new OAuth client needs its client secret.")
+        app = cleaned.get("app")
+        if app and not app.is_oauth2:
+            self.add_error("app", f"{app} does not use OAuth2.")
+        return cleaned
+
+
+@admin.register(TenantOAuthClient)
+class TenantOAuthClientAdmin(TenantScopedAdmin):
+    form = OAuthClientForm
+    list_display = ["app", "tenant", "client_id", "updated_at"]
+    list_filter = ["tenant"]
+    readonly_fields = ["secret_status"]
+
+    @admin.display(description="Client secret")
+    def secret_status(self, obj):
+        return f"Set, encrypted with key {obj.secret_key_id}." if obj.has_secret else "Not set."
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if form.cleaned_data.get("client_secret"):
+            oauth_client_secret_set(client=obj, client_secret=form.cleaned_data["client_secret"])
+
+
+class WorkflowInline(TenantScopedInline):
+    model = Workflow
+    fields = ["key", "name", "description", "enabled_by_default"]
+
+
+@admin.register(Flow)
+class FlowAdmin(TenantScopedAdmin):
+    list_display = ["name", "tenant", "status", "updated_at"]
+    list_filter = ["status", "tenant"]
+    search_fields = ["name"]
+    filter_horizontal = ["apps"]
+    inlines = [WorkflowInline]
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(TenantScopedAdmin):
+    list_display = ["name", "tenant", "is_active", "updated_at"]
+    list_filter = ["is_active", "tenant"]
+    filter_horizontal = ["flows"]
+
+
+class InstallationCredentialInline(TenantScopedInline):
+    model = InstallationCredential
+    fields = ["app", "credential"]
+
+
+@admin.register(Installation)
+class InstallationAdmin(TenantScopedAdmin):
+    list_display = ["flow", "end_user", "enabled", "tenant", "updated_at"]
+    list_filter = ["enabled", "tenant"]
+    search_fields = ["end_user__external_id", "flow__name"]
+    list_select_related = ["flow", "end_user", "tenant"]
+    readonly_fields = ["disabled_reason"]
+    inlines = [InstallationCredentialInline]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(TenantScopedAdmin):
+    list_display = ["url", "tenant", "is_active", "created_at"]
+    list_filter = ["is_active", "tenant"]
+    fields = ["tenant", "url", "description", "is_active", "event_types", "secret_status"]
+    readonly_fields = ["secret_status"]
+    actions = ["rotate_secret"]
+
+    @admin.display(description="Signing secret")
+    def secret_status(self, obj):
+        if obj.pk is None or not obj.has_secret:
+            return "Generated when the endpoint is saved, and shown once."
+        return "Set (encrypted). Use the “Rotate signing secret” action for a new one."
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            obj._new_secret = webhook_endpoint_secret_rotate(endpoint=obj)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return reveal_once_response(
+            request,
+            title=f"Webhook endpoint {obj.url} created",
+            secret=obj._new_secret,
+            explanation="Verify each delivery's webhook-signature header with this secret "
+            "(Standard Webhooks).",
+            back_url=reverse("admin:integrations_webhookendpoint_changelist"),
+        )
+
+    @admin.action(description="Rotate signing secret (shows the new one once)")
+    def rotate_secret(self, request, queryset):
+        endpoints = [e for e in queryset if self.has_change_permission(request, e)]
+        if len(endpoints) != 1:
+            self.message_user(request, "Rotate one endpoint's secret at a time.", messages.ERROR)
+            return None
+        return reveal_once_response(
+            request,
+            title=f"New signing secret for {endpoints[0].url}",
+            secret=webhook_endpoint_secret_rotate(endpoint=endpoints[0]),
+            explanation="Deliveries from now on are signed with this secret.",
+            back_url=reverse("admin:integrations_webhookendpoint_changelist"),
+        )
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class WebhookDeliveryInline(ReadOnlyMixin, admin.TabularInline):
+    model = WebhookDelivery
+    fields = [
+        "endpoint",
+        "status",
+        "attempt_count",
+        "last_status_code",
+        "next_attempt_at",
+        "delivered_at",
+    ]
+    readonly_fields = fields
+    show_change_link = True
+    extra = 0
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    list_display = ["type", "tenant", "created_at"]
+    list_filter = ["type", "tenant"]
+    readonly_fields = ["id", "tenant", "type", "data", "created_at"]
+    inlines = [WebhookDeliveryInline]
+
+
+class WebhookAttemptInline(ReadOnlyMixin, admin.TabularInline):
+    model = WebhookAttempt
+    fields = ["attempted_at", "status_code", "duration_ms", "error", "response_body"]
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    tenant_path = "event__tenant"
+    list_display = [
+        "event",
+        "endpoint",
+        "status",
+        "attempt_count",
+        "last_status_code",
+        "next_attempt_at",
+    ]
+    list_filter = ["status"]
+    list_select_related = ["event", "endpoint"]
+    readonly_fields = [
+        "event",
+        "endpoint",
+        "status",
+        "attempt_count",
+        "last_status_code",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+    ]
+    inlines = [WebhookAttemptInline]

@@ -1,0 +1,1 @@
+"""Writes for the app catalog, credentials, verification, flows and webhooks, by sub-domain."""
