@@ -160,6 +160,19 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
     "SCOPES": {"profile": "Read your profile", "items": "Read and write your items"},
     "DEFAULT_SCOPES": ["profile"],
+    # RFC 9700 (OAuth 2.0 Security BCP): S256 only, no implicit or password grants, tokens
+    # stored hashed, bearer tokens only in headers, `iss` in authorization responses, and a
+    # replayed refresh token revokes its whole family.
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
 }
 
 # Every page refuses to be framed; the modal sets its own frame-ancestors from the tenant.

@@ -31,4 +31,10 @@ CSRF_COOKIE_SECURE = True
 if env_bool("USE_X_FORWARDED_PROTO", True):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = [PORTAL_BASE_URL]  # noqa: F405
+# Production OAuth redirect URIs (the sandbox's, if enabled) must be https.
+OAUTH2_PROVIDER = {
+    **OAUTH2_PROVIDER,  # noqa: F405
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+}
 LOGGING["root"]["level"] = env_str("LOG_LEVEL", "INFO")  # noqa: F405

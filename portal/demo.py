@@ -1,0 +1,262 @@
+"""The demo: a tenant wired to the sandbox provider and the catalog, seeded idempotently.
+
+Running it again keeps the data, the encryption key, the admin password and the tenant's API key
+(kept in files under ``var/`` that only the owner can read), and issues a fresh session URL.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from accounts.models import ConnectSession, Membership, Tenant
+from accounts.services.end_users import end_user_upsert
+from accounts.services.sessions import IssuedSession, connect_session_create
+from accounts.services.tenants import (
+    tenant_api_key_authenticate,
+    tenant_api_key_create,
+    tenant_create,
+)
+from accounts.validators import origin_of
+from integrations.models import App, Deployment, Flow, TenantOAuthClient, Workflow
+from integrations.services.catalog import catalog_load
+from integrations.services.oauth_clients import oauth_client_secret, oauth_client_set
+from portal.setup_files import _write_private
+from sandbox.catalog import (
+    SANDBOX_API_KEY,
+    SANDBOX_BASIC,
+    SANDBOX_OAUTH,
+    sandbox_catalog_apps_ensure,
+)
+from sandbox.models import SandboxAccount
+from sandbox.services import (
+    SANDBOX_PASSWORD,
+    sandbox_api_key_authenticate,
+    sandbox_api_key_create,
+    sandbox_application_ensure,
+    sandbox_seed,
+)
+
+DEMO_TENANT_SLUG = "acme-demo"
+DEMO_CLIENT_ID = "connect-portal-demo"
+ADMIN_EMAIL = "admin@demo.test"
+STAFF_EMAIL = "staff@acme-demo.test"
+
+SYNC_SETTINGS_SCHEMA = {
+    "type": "object",
+    "title": "Contact sync",
+    "properties": {
+        "direction": {
+            "type": "string",
+            "title": "Sync direction",
+            "enum": ["import", "export", "both"],
+            "default": "import",
+        },
+        "interval_minutes": {
+            "type": "integer",
+            "title": "Sync every (minutes)",
+            "minimum": 5,
+            "maximum": 1440,
+            "default": 60,
+        },
+    },
+    "required": ["direction"],
+}
+
+
+@dataclass(frozen=True)
+class DemoSeed:
+    tenant: Tenant
+    api_key: str
+    admin_email: str
+    admin_password: str
+    staff_email: str
+    sandbox_api_key: str
+    session: IssuedSession
+
+
+def _read_or_create(path: Path, make) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    value = make()
+    _write_private(path, value + "\n")
+    return value
+
+
+def _user(email: str, password: str, *, superuser: bool):
+    User = get_user_model()
+    user = User.objects.filter(email=email).first() or User(username=email, email=email)
+    user.is_staff, user.is_superuser, user.is_active = True, superuser, True
+    user.set_password(password)
+    user.save()
+    from allauth.account.models import EmailAddress
+
+    EmailAddress.objects.update_or_create(
+        user=user, email=email, defaults={"verified": True, "primary": True}
+    )
+    return user
+
+
+def _flow(tenant: Tenant, name: str, status: str, apps: list[App], **extra) -> Flow:
+    flow, _ = Flow.objects.update_or_create(
+        tenant=tenant, name=name, defaults={"status": status, **extra}
+    )
+    flow.apps.set(apps)
+    return flow
+
+
+@transaction.atomic
+def demo_seed(*, base_url: str, var_dir: Path) -> DemoSeed:
+    catalog_load()
+    sandbox_accounts = sandbox_seed()
+    sandbox_apps = sandbox_catalog_apps_ensure(base_url=base_url)
+    catalog = {app.slug: app for app in App.objects.filter(tenant__isnull=True)}
+
+    host_origin = origin_of(base_url.replace("127.0.0.1", "localhost", 1)) or ""
+    tenant = Tenant.objects.filter(slug=DEMO_TENANT_SLUG).first()
+    if tenant is None:
+        tenant = tenant_create(name="Acme Demo", slug=DEMO_TENANT_SLUG)
+    tenant.allowed_origins = sorted({origin_of(base_url), host_origin} - {None, ""})
+    own_app, _ = App.objects.update_or_create(
+        tenant=tenant,
+        slug="acme-crm",
+        defaults={
+            "name": "Acme CRM",
+            "description": "The tenant's own product: never offered in its own modal.",
+            "auth_type": App.AuthType.API_KEY,
+            "fields": [{"name": "api_key", "label": "Acme API key", "secret": True}],
+            "auth_scheme": {
+                "in": "header",
+                "name": "Authorization",
+                "template": "Bearer {api_key}",
+            },
+            "api_base_url": "https://api.acme.example",
+            "verification": {"path": "/me", "identity": ["email"]},
+        },
+    )
+    tenant.own_app = own_app
+    tenant.default_theme = {"primary_color": "#4f46e5", "vault_name": "Acme Integrations"}
+    tenant.full_clean()
+    tenant.save()
+
+    # The tenant's OAuth client at the sandbox: its secret lives in our vault and is set on
+    # the sandbox's application, so both sides agree on every run.
+    client = TenantOAuthClient.objects.filter(
+        tenant=tenant, app=sandbox_apps[SANDBOX_OAUTH]
+    ).first()
+    client_secret = oauth_client_secret(client=client) if client else secrets.token_urlsafe(32)
+    oauth_client_set(
+        tenant=tenant,
+        app=sandbox_apps[SANDBOX_OAUTH],
+        client_id=DEMO_CLIENT_ID,
+        client_secret=client_secret,
+    )
+    sandbox_application_ensure(
+        client_id=DEMO_CLIENT_ID,
+        client_secret=client_secret,
+        redirect_uris=[base_url.rstrip("/") + "/connect/oauth/callback/"],
+    )
+
+    sync = _flow(
+        tenant,
+        "Sync contacts",
+        Flow.Status.PUBLISHED,
+        [sandbox_apps[SANDBOX_OAUTH], catalog["hubspot"], catalog["salesforce"], own_app],
+        description="Keeps contacts in step between Acme and your CRM.",
+        settings_schema=SYNC_SETTINGS_SCHEMA,
+    )
+    for key, name, default in (
+        ("import-contacts", "Import new contacts", True),
+        ("export-deals", "Export closed deals", False),
+    ):
+        Workflow.objects.update_or_create(
+            flow=sync, key=key, defaults={"name": name, "enabled_by_default": default}
+        )
+    billing = _flow(
+        tenant,
+        "Billing alerts",
+        Flow.Status.PUBLISHED,
+        [
+            sandbox_apps[SANDBOX_API_KEY],
+            sandbox_apps[SANDBOX_BASIC],
+            catalog["stripe"],
+            catalog["slack"],
+        ],
+        description="Posts failed payments to your team.",
+    )
+    draft = _flow(tenant, "Support inbox (draft)", Flow.Status.DRAFT, [catalog["zendesk"]])
+    active, _ = Deployment.objects.update_or_create(
+        tenant=tenant, name="Production", defaults={"is_active": True}
+    )
+    active.flows.set([sync, billing, draft])
+    legacy, _ = Deployment.objects.update_or_create(
+        tenant=tenant, name="Legacy (inactive)", defaults={"is_active": False}
+    )
+    legacy.flows.set(
+        [_flow(tenant, "Legacy export", Flow.Status.PUBLISHED, [catalog["mailchimp"]])]
+    )
+
+    end_user = end_user_upsert(
+        tenant=tenant, external_id="demo-user-1", email="ada@example.com", name="Ada Lovelace"
+    )
+
+    admin_password = _read_or_create(
+        var_dir / "demo-admin-password", lambda: secrets.token_urlsafe(12)
+    )
+    _user(ADMIN_EMAIL, admin_password, superuser=True)
+    staff = _user(STAFF_EMAIL, admin_password, superuser=False)
+    Membership.objects.get_or_create(
+        user=staff, tenant=tenant, defaults={"role": Membership.Role.ADMIN}
+    )
+
+    api_key_file = var_dir / "demo-api-key"
+    api_key = api_key_file.read_text().strip() if api_key_file.exists() else ""
+    if not api_key or tenant_api_key_authenticate(plaintext=api_key) is None:
+        api_key = tenant_api_key_create(tenant=tenant, name="Demo server key").plaintext
+        api_key_file.unlink(missing_ok=True)
+        _write_private(api_key_file, api_key + "\n")
+
+    alice: SandboxAccount = sandbox_accounts[0]
+    sandbox_key_file = var_dir / "demo-sandbox-key"
+    sandbox_key = sandbox_key_file.read_text().strip() if sandbox_key_file.exists() else ""
+    if not sandbox_key or sandbox_api_key_authenticate(key=sandbox_key) is None:
+        sandbox_key = sandbox_api_key_create(account=alice, name="Demo key")[1]
+        sandbox_key_file.unlink(missing_ok=True)
+        _write_private(sandbox_key_file, sandbox_key + "\n")
+
+    session = connect_session_create(
+        tenant=tenant, end_user=end_user, deployment=active, source=ConnectSession.Source.DEMO
+    )
+    return DemoSeed(
+        tenant=tenant,
+        api_key=api_key,
+        admin_email=ADMIN_EMAIL,
+        admin_password=admin_password,
+        staff_email=STAFF_EMAIL,
+        sandbox_api_key=sandbox_key,
+        session=session,
+    )
+
+
+def demo_summary(seed: DemoSeed) -> str:
+    return "\n".join(
+        [
+            "",
+            "Connect portal demo",
+            "===================",
+            f"Admin:           {settings.PORTAL_BASE_URL}/admin/",
+            f"  superuser      {seed.admin_email} / {seed.admin_password}",
+            f"  tenant staff   {seed.staff_email} / {seed.admin_password}",
+            f"Tenant API key:  {seed.api_key}",
+            f"Session URL:     {seed.session.url}",
+            f"  (until {seed.session.session.expires_at:%H:%M} UTC; run the demo again for more)",
+            f"Sandbox sign-in: alice@sandbox.test / {SANDBOX_PASSWORD} (also bob@, carol@)",
+            f"Sandbox API key: {seed.sandbox_api_key}",
+            "",
+        ]
+    )
