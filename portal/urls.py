@@ -5,6 +5,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from api.api import api
+
 admin.site.login = secure_admin_login(admin.site.login)
 admin.site.site_header = "Connect portal"
 admin.site.site_title = "Connect portal"
@@ -14,6 +16,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("connect/", include("integrations.urls")),
+    path("api/v1/", api.urls),
 ]
 
 if settings.PORTAL_SANDBOX_ENABLED:

@@ -15,6 +15,8 @@ def end_user_upsert(*, tenant: Tenant, external_id: str, **profile: str | None) 
     unknown = set(changes) - set(PROFILE_FIELDS)
     if unknown:
         raise TypeError(f"Unknown end user fields: {', '.join(sorted(unknown))}")
+    candidate = EndUser(tenant=tenant, external_id=external_id, **changes)
+    candidate.full_clean(exclude=["tenant"], validate_unique=False, validate_constraints=False)
     try:
         with transaction.atomic():
             end_user, created = EndUser.objects.select_for_update().get_or_create(

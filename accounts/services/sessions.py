@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +18,7 @@ from django.utils import timezone
 from accounts.models import ConnectSession, EndUser, Tenant
 from accounts.tokens import hash_token, new_token
 from accounts.validators import origin_of, validate_theme
+from portal.errors import Invalid, NotFound
 
 MAX_SESSION_LIFETIME = timedelta(hours=1)
 
@@ -52,15 +55,27 @@ def connect_session_create(
     if deployment is not None and deployment.tenant_id != tenant.pk:
         raise ValueError("The deployment belongs to another tenant.")
     if lifetime <= timedelta(0) or lifetime > MAX_SESSION_LIFETIME:
-        raise ValidationError(
-            {"session_length": "A session lasts more than 0 seconds and at most one hour."},
+        raise Invalid(
+            'session_length must be more than 0 seconds and at most one hour ("1h").',
             code="session_too_long",
+            fields={"session_length": "At most 1h."},
         )
     if redirect_uri and origin_of(redirect_uri) not in tenant.allowed_origins:
-        raise ValidationError(
-            {"redirect_uri": "The redirect URI must be on one of the tenant's allowed origins."},
+        raise Invalid(
+            f"redirect_uri must be on one of the tenant's allowed origins "
+            f"({', '.join(tenant.allowed_origins) or 'none are set; add them in the admin'}).",
             code="redirect_uri_not_allowed",
+            fields={"redirect_uri": "Not on an allowed origin."},
         )
+    try:
+        theme = validate_theme(theme or {})
+    except ValidationError as exc:
+        fields = {key: " ".join(messages) for key, messages in exc.message_dict.items()}
+        raise Invalid(
+            "The theme is not valid: " + "; ".join(f"{k}: {v}" for k, v in fields.items()),
+            code="invalid_theme",
+            fields=fields,
+        ) from exc
     token = new_token()
     session = ConnectSession.objects.create(
         tenant=tenant,
@@ -70,7 +85,7 @@ def connect_session_create(
         deployment=deployment,
         allow_multiple=allow_multiple,
         redirect_uri=redirect_uri,
-        theme=validate_theme(theme or {}),
+        theme=theme,
         consumer_metadata=consumer_metadata or {},
         custom_settings=custom_settings or {},
         source=source,
@@ -102,3 +117,132 @@ def connect_session_touch(*, session: ConnectSession, origin: str = "") -> None:
         ConnectSession.objects.filter(pk=session.pk).update(**updates)
         for key, value in updates.items():
             setattr(session, key, value)
+
+
+SESSION_LENGTH_UNITS = {"s": 1, "m": 60, "h": 3600}
+MAX_JSON_BYTES = 16_384
+
+
+def parse_session_length(value: str | None) -> timedelta:
+    """``"30m"``, ``"1h"``, ``"90s"`` → a timedelta; default one hour."""
+    if not value:
+        return MAX_SESSION_LIFETIME
+    match = re.fullmatch(r"(\d{1,7})([smh])", value.strip())
+    if not match:
+        raise Invalid(
+            f'session_length {value!r} is not a length like "30m", "1h" or "90s".',
+            code="invalid_session_length",
+            fields={"session_length": "Use a number followed by s, m or h."},
+        )
+    return timedelta(seconds=int(match.group(1)) * SESSION_LENGTH_UNITS[match.group(2)])
+
+
+def _bounded_json(value: dict[str, Any] | None, *, field: str) -> dict[str, Any]:
+    value = value or {}
+    if len(json.dumps(value, default=str)) > MAX_JSON_BYTES:
+        raise Invalid(
+            f"{field} is too large (at most {MAX_JSON_BYTES // 1024} KB of JSON).",
+            code="payload_too_large",
+            fields={field: "Too large."},
+        )
+    return value
+
+
+def connect_session_open(
+    *,
+    tenant: Tenant,
+    end_user: dict[str, Any],
+    deployment_id: Any = None,
+    apps: list[str] | None = None,
+    allow_multiple: bool = True,
+    redirect_uri: str = "",
+    session_length: str | None = None,
+    theme: dict[str, Any] | None = None,
+    consumer_metadata: dict[str, Any] | None = None,
+    custom_settings: dict[str, Any] | None = None,
+    source: str = ConnectSession.Source.API,
+) -> IssuedSession:
+    """The sessions API's use case: resolve and check everything, then issue the session.
+
+    Nothing is written unless every input is valid (the end user is upserted last).
+    """
+    from integrations.models import App, Deployment
+    from integrations.selectors import app_list_offered
+
+    lifetime = parse_session_length(session_length)
+    deployment = None
+    if deployment_id is not None:
+        deployment = Deployment.objects.filter(tenant=tenant, pk=deployment_id).first()
+        if deployment is None:
+            raise NotFound(
+                f"No deployment {deployment_id} for this tenant.", code="deployment_not_found"
+            )
+        if not deployment.is_active:
+            raise Invalid(
+                f"The deployment “{deployment.name}” is not active; activate it in the admin.",
+                code="deployment_inactive",
+                fields={"deployment_id": "Inactive."},
+            )
+    allowlist: list[App] = []
+    if apps:
+        slugs = list(dict.fromkeys(apps))
+        offered = {
+            app.slug: app
+            for app in app_list_offered(tenant=tenant, deployment=deployment).filter(slug__in=slugs)
+        }
+        unknown = [slug for slug in slugs if slug not in offered]
+        if unknown:
+            raise Invalid(
+                f"Unknown app(s) in apps: {', '.join(unknown)}. Use the slugs of apps used by a "
+                "published flow in an active deployment"
+                + (f" (“{deployment.name}”)." if deployment else "."),
+                code="unknown_app",
+                fields={"apps": f"Unknown: {', '.join(unknown)}"},
+            )
+        allowlist = [offered[slug] for slug in slugs]
+    consumer_metadata = _bounded_json(consumer_metadata, field="consumer_metadata")
+    custom_settings = _bounded_json(custom_settings, field="custom_settings")
+    with transaction.atomic():
+        user = end_user_upsert_checked(tenant=tenant, profile=end_user)
+        return connect_session_create(
+            tenant=tenant,
+            end_user=user,
+            deployment=deployment,
+            apps=allowlist,
+            allow_multiple=allow_multiple,
+            redirect_uri=redirect_uri or "",
+            lifetime=lifetime,
+            theme=theme,
+            consumer_metadata=consumer_metadata,
+            custom_settings=custom_settings,
+            source=source,
+        )
+
+
+def end_user_upsert_checked(*, tenant: Tenant, profile: dict[str, Any]) -> EndUser:
+    """Upsert an end user from API input, turning validation problems into domain errors."""
+    from accounts.services.end_users import end_user_upsert
+
+    external_id = str(profile.get("id") or "").strip()
+    if not external_id:
+        raise Invalid(
+            "end_user.id is required.", code="invalid_end_user", fields={"end_user.id": "Required."}
+        )
+    try:
+        return end_user_upsert(
+            tenant=tenant,
+            external_id=external_id,
+            email=profile.get("email"),
+            name=profile.get("name"),
+            account_name=profile.get("account_name"),
+            image_url=profile.get("image"),
+        )
+    except ValidationError as exc:
+        fields = {
+            f"end_user.{key}": " ".join(messages) for key, messages in exc.message_dict.items()
+        }
+        raise Invalid(
+            "The end user is not valid: " + "; ".join(f"{k}: {v}" for k, v in fields.items()),
+            code="invalid_end_user",
+            fields=fields,
+        ) from exc

@@ -49,6 +49,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "api.middleware.ApiErrorShapeMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"

@@ -1,0 +1,28 @@
+"""Tenant secret keys as Bearer tokens. Each request's tenant comes from its key, and only it."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja.security import HttpBearer
+
+from accounts.models import TenantApiKey
+from accounts.services.tenants import tenant_api_key_authenticate
+
+
+class TenantKeyAuth(HttpBearer):
+    openapi_description = "A tenant secret key (cp_sk_…) from the admin, as a Bearer token."
+
+    def __call__(self, request: HttpRequest):
+        if not request.headers.get("Authorization"):
+            request.auth_problem = (
+                "Missing API key: send 'Authorization: Bearer <your secret key>'."
+            )
+        return super().__call__(request)
+
+    def authenticate(self, request: HttpRequest, token: str) -> TenantApiKey | None:
+        api_key = tenant_api_key_authenticate(plaintext=token)
+        if api_key is None:
+            request.auth_problem = "The API key is wrong or has been revoked."
+            return None
+        request.tenant = api_key.tenant
+        return api_key

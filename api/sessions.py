@@ -1,0 +1,107 @@
+"""The sessions API: issue and revoke connect sessions (DESIGN.md's contract)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from ninja import Field, Router, Schema
+
+from accounts.models import ConnectSession
+from accounts.services.sessions import connect_session_open, connect_session_revoke
+from api.errors import ErrorOut
+
+router = Router(tags=["sessions"])
+
+
+class EndUserIn(Schema):
+    id: str = Field(..., min_length=1, max_length=255, description="Your id for the user.")
+    email: str | None = Field(None, max_length=254)
+    name: str | None = Field(None, max_length=200)
+    account_name: str | None = Field(None, max_length=200)
+    image: str | None = Field(None, max_length=500, description="URL of the user's picture.")
+
+
+class ThemeIn(Schema):
+    primary_color: str | None = Field(None, examples=["#4f46e5"])
+    logo_url: str | None = None
+    favicon_url: str | None = None
+    vault_name: str | None = None
+    sidepanel_background_color: str | None = None
+    sidepanel_text_color: str | None = None
+    privacy_url: str | None = None
+    terms_url: str | None = None
+
+    model_config = {"extra": "forbid"}
+
+
+class SessionIn(Schema):
+    end_user: EndUserIn
+    deployment_id: UUID | None = None
+    apps: list[str] | None = Field(None, max_length=100, description="Only offer these app slugs.")
+    allow_multiple: bool = True
+    redirect_uri: str | None = Field(None, max_length=1000)
+    session_length: str | None = Field(None, max_length=10, examples=["30m", "1h"])
+    theme: ThemeIn | None = None
+    consumer_metadata: dict[str, Any] | None = None
+    custom_settings: dict[str, Any] | None = None
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "end_user": {"id": "user-42", "email": "ada@example.com", "name": "Ada"},
+                    "apps": ["hubspot"],
+                    "session_length": "30m",
+                    "theme": {"primary_color": "#4f46e5", "vault_name": "Acme"},
+                }
+            ]
+        }
+    }
+
+
+class SessionOut(Schema):
+    id: UUID
+    token: str = Field(..., description="Shown once: the session's secret, inside `url`.")
+    url: str
+    expires_at: datetime
+
+
+@router.post(
+    "/sessions",
+    response={201: SessionOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut},
+    summary="Create a connect session",
+)
+def create_session(request: HttpRequest, payload: SessionIn):
+    issued = connect_session_open(
+        tenant=request.tenant,
+        end_user=payload.end_user.dict(),
+        deployment_id=payload.deployment_id,
+        apps=payload.apps,
+        allow_multiple=payload.allow_multiple,
+        redirect_uri=payload.redirect_uri or "",
+        session_length=payload.session_length,
+        theme=payload.theme.dict(exclude_none=True) if payload.theme else None,
+        consumer_metadata=payload.consumer_metadata,
+        custom_settings=payload.custom_settings,
+    )
+    return 201, {
+        "id": issued.session.pk,
+        "token": issued.token,
+        "url": issued.url,
+        "expires_at": issued.session.expires_at,
+    }
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    response={204: None, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut},
+    summary="Revoke a connect session",
+)
+def revoke_session(request: HttpRequest, session_id: UUID):
+    session = get_object_or_404(ConnectSession, tenant=request.tenant, pk=session_id)
+    connect_session_revoke(session=session)
+    return HttpResponse(status=204)

@@ -1,0 +1,313 @@
+"""Installations: an end user's instances of a tenant's flows, and the accounts they use.
+
+Rules (Paragon's install/uninstall, Tray's solution instances):
+- a flow can be installed when it is published inside an active deployment of the tenant;
+- without ``allow_multiple`` a second install of the same flow is a conflict, unless it names a
+  new credential, which then replaces the account and keeps the settings and workflows;
+- with ``allow_multiple`` another installation for another account is allowed;
+- an installation is enabled only while every app of its flow has a usable credential.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Credential, EndUser
+from accounts.services.audit import Actor, audit_record
+from integrations.models import Flow, Installation, InstallationCredential, Workflow
+from integrations.services.events import event_emit
+from portal.errors import Conflict, Invalid, NotFound
+
+USABLE_STATUSES = (Credential.Status.ACTIVE, Credential.Status.PENDING)
+
+
+def installation_event_data(installation: Installation, **extra: Any) -> dict[str, Any]:
+    return {
+        "installation_id": str(installation.pk),
+        "flow_id": str(installation.flow_id),
+        "flow_name": installation.flow.name,
+        "user_id": installation.end_user.external_id,
+        "enabled": installation.enabled,
+        "credentials": {
+            link.app.slug: str(link.credential_id) for link in installation.credential_links.all()
+        },
+        **extra,
+    }
+
+
+def settings_validate(*, flow: Flow, settings: dict[str, Any]) -> dict[str, Any]:
+    """Fill the schema's defaults, then validate; errors name each field."""
+    if not isinstance(settings, dict):
+        raise Invalid("Settings must be an object.", code="invalid_settings")
+    schema = flow.settings_schema or {}
+    values = dict(settings)
+    for name, spec in (schema.get("properties") or {}).items():
+        if name not in values and isinstance(spec, dict) and "default" in spec:
+            values[name] = spec["default"]
+    if schema:
+        errors = {}
+        for error in jsonschema.Draft202012Validator(schema).iter_errors(values):
+            where = ".".join(str(part) for part in error.absolute_path)
+            if error.validator == "required":
+                where = error.message.split("'")[1] if "'" in error.message else where
+            errors[where or "settings"] = error.message
+        if errors:
+            raise Invalid(
+                "The settings are not valid: " + "; ".join(f"{k}: {v}" for k, v in errors.items()),
+                code="invalid_settings",
+                fields=errors,
+            )
+    return values
+
+
+def _flow_installable(end_user: EndUser, flow: Flow) -> None:
+    if flow.tenant_id != end_user.tenant_id:
+        raise NotFound("No such flow.", code="not_found")
+    available = Flow.objects.filter(
+        pk=flow.pk, status=Flow.Status.PUBLISHED, deployments__is_active=True
+    ).exists()
+    if not available:
+        raise Invalid(
+            f"The flow “{flow.name}” is not published in an active deployment.",
+            code="flow_not_available",
+        )
+
+
+def _check_credential(end_user: EndUser, flow: Flow, credential: Credential) -> None:
+    if credential.end_user_id != end_user.pk:
+        raise NotFound("No such credential for this user.", code="not_found")
+    if not flow.apps.filter(pk=credential.app_id).exists():
+        raise Invalid(
+            f"The flow “{flow.name}” does not use {credential.app.name}.",
+            code="credential_app_mismatch",
+        )
+    if credential.status not in USABLE_STATUSES:
+        raise Invalid(
+            f"The {credential.app.name} account {credential.display_name} is "
+            f"{credential.get_status_display().lower()}: reconnect it first.",
+            code="credential_unusable",
+        )
+
+
+def _is_complete(installation: Installation) -> bool:
+    app_ids = set(installation.flow.apps.values_list("pk", flat=True))
+    linked = set(
+        installation.credential_links.filter(credential__status__in=USABLE_STATUSES).values_list(
+            "app_id", flat=True
+        )
+    )
+    return app_ids <= linked
+
+
+def _link(installation: Installation, credential: Credential) -> None:
+    InstallationCredential.objects.update_or_create(
+        installation=installation, app_id=credential.app_id, defaults={"credential": credential}
+    )
+
+
+@transaction.atomic
+def installation_install(
+    *,
+    end_user: EndUser,
+    flow: Flow,
+    credential: Credential | None = None,
+    allow_multiple: bool = False,
+    settings: dict[str, Any] | None = None,
+    actor: Actor,
+) -> tuple[Installation, bool]:
+    """Install ``flow`` for ``end_user``. Returns the installation and whether it is new."""
+    _flow_installable(end_user, flow)
+    if credential is not None:
+        _check_credential(end_user, flow, credential)
+    # Lock the end user's row so two concurrent installs of one flow serialise.
+    EndUser.objects.select_for_update().filter(pk=end_user.pk).first()
+    existing = list(
+        Installation.objects.filter(end_user=end_user, flow=flow).prefetch_related(
+            "credential_links"
+        )
+    )
+    if existing:
+        using = [
+            inst
+            for inst in existing
+            if credential is not None
+            and any(link.credential_id == credential.pk for link in inst.credential_links.all())
+        ]
+        if using:
+            raise Conflict(
+                f"“{flow.name}” is already installed with this account.", code="already_installed"
+            )
+        if not allow_multiple:
+            if credential is None:
+                raise Conflict(
+                    f"“{flow.name}” is already installed for this user. Pass allow_multiple to "
+                    "install it again for another account, or a credential_id to switch accounts.",
+                    code="already_installed",
+                )
+            installation = existing[0]
+            installation_credential_replace(
+                installation=installation, credential=credential, actor=actor
+            )
+            return installation, False
+
+    installation = Installation.objects.create(
+        tenant_id=end_user.tenant_id,
+        end_user=end_user,
+        flow=flow,
+        settings=settings_validate(flow=flow, settings=settings or {}),
+    )
+    installation.enabled_workflows.set(flow.workflows.filter(enabled_by_default=True))
+    chosen = {credential.app_id: credential} if credential is not None else {}
+    for app in flow.apps.all():
+        if app.pk in chosen:
+            _link(installation, chosen[app.pk])
+            continue
+        candidates = list(
+            Credential.objects.filter(end_user=end_user, app=app, status=Credential.Status.ACTIVE)[
+                :2
+            ]
+        )
+        if len(candidates) == 1:
+            _link(installation, candidates[0])
+    installation.enabled = _is_complete(installation)
+    installation.save(update_fields=["enabled"])
+    audit_record(
+        tenant=end_user.tenant,
+        actor=actor,
+        action="installation.create",
+        target=str(installation.pk),
+    )
+    event_emit(
+        tenant=end_user.tenant,
+        type="installation.created",
+        data=installation_event_data(installation),
+    )
+    return installation, True
+
+
+@transaction.atomic
+def installation_credential_replace(
+    *, installation: Installation, credential: Credential, actor: Actor
+) -> Installation:
+    """Use another account for one app of the installation; settings and workflows stay."""
+    _check_credential(installation.end_user, installation.flow, credential)
+    _link(installation, credential)
+    installation.disabled_reason = ""
+    installation.enabled = installation.enabled or _is_complete(installation)
+    installation.save(update_fields=["disabled_reason", "enabled", "updated_at"])
+    audit_record(
+        tenant=installation.tenant,
+        actor=actor,
+        action="installation.credential_replace",
+        credential=credential,
+        target=str(installation.pk),
+    )
+    event_emit(
+        tenant=installation.tenant,
+        type="installation.updated",
+        data=installation_event_data(installation),
+    )
+    return installation
+
+
+@transaction.atomic
+def installation_set_enabled(
+    *, installation: Installation, enabled: bool, actor: Actor
+) -> Installation:
+    if enabled and not _is_complete(installation):
+        missing = installation.flow.apps.exclude(
+            pk__in=installation.credential_links.filter(
+                credential__status__in=USABLE_STATUSES
+            ).values("app_id")
+        )
+        names = ", ".join(app.name for app in missing)
+        raise Invalid(
+            f"Connect an account for {names} before switching “{installation.flow.name}” on.",
+            code="installation_incomplete",
+        )
+    if installation.enabled != enabled:
+        installation.enabled = enabled
+        installation.disabled_reason = ""
+        installation.save(update_fields=["enabled", "disabled_reason", "updated_at"])
+        event_emit(
+            tenant=installation.tenant,
+            type="installation.enabled" if enabled else "installation.disabled",
+            data=installation_event_data(installation),
+        )
+        audit_record(
+            tenant=installation.tenant,
+            actor=actor,
+            action="installation.enable" if enabled else "installation.disable",
+            target=str(installation.pk),
+        )
+    return installation
+
+
+@transaction.atomic
+def installation_update(
+    *,
+    installation: Installation,
+    settings: dict[str, Any] | None = None,
+    enabled_workflows: list[str] | None = None,
+    actor: Actor,
+) -> Installation:
+    """Change settings (validated against the flow's schema) and which workflows run."""
+    if settings is not None:
+        installation.settings = settings_validate(flow=installation.flow, settings=settings)
+        installation.save(update_fields=["settings", "updated_at"])
+    if enabled_workflows is not None:
+        workflows = {wf.key: wf for wf in Workflow.objects.filter(flow=installation.flow)}
+        unknown = sorted(set(enabled_workflows) - set(workflows))
+        if unknown:
+            raise Invalid(
+                f"“{installation.flow.name}” has no workflow {', '.join(unknown)}.",
+                code="unknown_workflow",
+                fields={"enabled_workflows": f"Unknown: {', '.join(unknown)}"},
+            )
+        installation.enabled_workflows.set([workflows[key] for key in enabled_workflows])
+        Installation.objects.filter(pk=installation.pk).update(updated_at=timezone.now())
+    audit_record(
+        tenant=installation.tenant,
+        actor=actor,
+        action="installation.update",
+        target=str(installation.pk),
+    )
+    event_emit(
+        tenant=installation.tenant,
+        type="installation.updated",
+        data=installation_event_data(installation),
+    )
+    return installation
+
+
+@transaction.atomic
+def installation_uninstall(
+    *, end_user: EndUser, flow: Flow, credential: Credential | None = None, actor: Actor
+) -> int:
+    """Remove the user's installations of ``flow``, or only the one using ``credential``."""
+    installations = Installation.objects.filter(end_user=end_user, flow=flow)
+    if credential is not None:
+        installations = installations.filter(credential_links__credential=credential)
+    removed = list(
+        installations.select_related("flow", "end_user").prefetch_related("credential_links__app")
+    )
+    if not removed:
+        raise NotFound(f"“{flow.name}” is not installed for this user.", code="not_installed")
+    for installation in removed:
+        event_emit(
+            tenant=end_user.tenant,
+            type="installation.deleted",
+            data=installation_event_data(installation),
+        )
+        audit_record(
+            tenant=end_user.tenant,
+            actor=actor,
+            action="installation.delete",
+            target=str(installation.pk),
+        )
+    Installation.objects.filter(pk__in=[i.pk for i in removed]).delete()
+    return len(removed)

@@ -1,0 +1,229 @@
+"""The one OAuth2 client: authorization URLs with PKCE, code exchange, refresh and revocation.
+
+Every call has a timeout. Errors say whether they are transient (the provider is down, slow or
+busy: try again, change nothing) or a clear rejection (``invalid_grant``: the grant is gone).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+from django.utils import timezone
+
+from accounts.models import Credential, Tenant
+from integrations.models import App, TenantOAuthClient
+from integrations.services.oauth_clients import oauth_client_secret
+
+TIMEOUT = (5, 15)
+TOKEN_FIELDS = ("access_token", "refresh_token", "token_type", "id_token")
+
+
+class OAuthError(Exception):
+    """An OAuth2 call failed. ``transient`` errors are worth retrying; others are final."""
+
+    def __init__(self, message: str, *, code: str = "", transient: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.transient = transient
+
+
+class OAuthNotConfigured(OAuthError):
+    pass
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    app: App
+    client_id: str
+    client_secret: str
+    scopes: list[str]
+
+
+@dataclass
+class TokenSet:
+    """What a token endpoint answered; ``secret`` is what goes into the vault."""
+
+    access_token: str
+    refresh_token: str = ""
+    expires_at: datetime | None = None
+    scopes: list[str] = field(default_factory=list)
+    secret: dict[str, Any] = field(default_factory=dict)
+
+
+def oauth_client_for(*, tenant: Tenant, app: App) -> OAuthClient:
+    record = TenantOAuthClient.objects.filter(tenant=tenant, app=app).first()
+    if record is None or not record.has_secret:
+        raise OAuthNotConfigured(
+            f"{app.name} is not set up for {tenant.name} yet: its OAuth client is missing. "
+            "Ask the product's support team to configure it.",
+            code="oauth_client_missing",
+        )
+    return OAuthClient(
+        app=app,
+        client_id=record.client_id,
+        client_secret=oauth_client_secret(client=record),
+        scopes=record.scopes or list(app.scopes),
+    )
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A code verifier (RFC 7636: 43-128 characters) and its S256 challenge."""
+    verifier = secrets.token_urlsafe(64)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def oauth_authorization_url(
+    *, client: OAuthClient, redirect_uri: str, state: str, code_challenge: str | None
+) -> str:
+    app = client.app
+    params: dict[str, str] = {
+        **{key: str(value) for key, value in app.authorization_params.items()},
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": redirect_uri,
+        "state": state,
+    }
+    if client.scopes:
+        params["scope"] = (app.scope_separator or " ").join(client.scopes)
+    if app.pkce and code_challenge:
+        params["code_challenge"] = code_challenge
+        params["code_challenge_method"] = "S256"
+    parts = urlsplit(app.authorization_url)
+    query = urlencode([*parse_qsl(parts.query), *params.items()])
+    return urlunsplit(parts._replace(query=query))
+
+
+def _token_request(client: OAuthClient, url: str, data: dict[str, str]) -> dict[str, Any]:
+    app = client.app
+    auth = None
+    if app.token_auth_method == App.TokenAuthMethod.BASIC:
+        auth = (client.client_id, client.client_secret)
+    else:
+        data = {**data, "client_id": client.client_id, "client_secret": client.client_secret}
+    try:
+        response = requests.post(
+            url,
+            data=data,
+            auth=auth,
+            headers={"Accept": "application/json"},
+            timeout=TIMEOUT,
+            allow_redirects=False,
+        )
+    except requests.Timeout as exc:
+        raise OAuthError(f"{app.name} did not answer in time.", transient=True) from exc
+    except requests.RequestException as exc:
+        raise OAuthError(f"{app.name} could not be reached.", transient=True) from exc
+    try:
+        body = response.json()
+    except ValueError:
+        body = dict(parse_qsl(response.text)) if "=" in response.text else {}
+    if response.status_code >= 500 or response.status_code == 429:
+        raise OAuthError(
+            f"{app.name} is having trouble (HTTP {response.status_code}). Try again in a moment.",
+            code="provider_unavailable",
+            transient=True,
+        )
+    error = body.get("error") if isinstance(body, dict) else None
+    if response.status_code >= 400 or error:
+        code = str(error or f"http_{response.status_code}")
+        description = body.get("error_description") if isinstance(body, dict) else ""
+        raise OAuthError(
+            f"{app.name} refused the request ({code}"
+            + (f": {description}" if description else "")
+            + ").",
+            code=code,
+        )
+    if not isinstance(body, dict) or not body.get("access_token"):
+        raise OAuthError(f"{app.name} answered without an access token.", code="invalid_response")
+    return body
+
+
+def _token_set(
+    body: dict[str, Any], *, previous_refresh_token: str = "", requested: list[str]
+) -> TokenSet:
+    expires_at = None
+    try:
+        if body.get("expires_in") not in (None, ""):
+            expires_at = timezone.now() + timedelta(seconds=int(body["expires_in"]))
+    except (TypeError, ValueError):
+        expires_at = None
+    scope = body.get("scope")
+    scopes = scope.replace(",", " ").split() if isinstance(scope, str) else list(requested)
+    refresh_token = body.get("refresh_token") or previous_refresh_token
+    secret = {key: body[key] for key in TOKEN_FIELDS if body.get(key)}
+    if refresh_token:
+        secret["refresh_token"] = refresh_token
+    # Providers return values the API needs later (Salesforce's instance_url, Slack's team).
+    extras = {
+        key: value
+        for key, value in body.items()
+        if key not in TOKEN_FIELDS and isinstance(value, (str, int))
+    }
+    if extras:
+        secret["extras"] = extras
+    return TokenSet(
+        access_token=body["access_token"],
+        refresh_token=refresh_token,
+        expires_at=expires_at,
+        scopes=scopes,
+        secret=secret,
+    )
+
+
+def oauth_exchange_code(
+    *, client: OAuthClient, code: str, redirect_uri: str, code_verifier: str | None
+) -> TokenSet:
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+    if client.app.pkce and code_verifier:
+        data["code_verifier"] = code_verifier
+    body = _token_request(client, client.app.token_url, data)
+    return _token_set(body, requested=client.scopes)
+
+
+def oauth_refresh(*, client: OAuthClient, refresh_token: str) -> TokenSet:
+    body = _token_request(
+        client,
+        client.app.token_url,
+        {"grant_type": "refresh_token", "refresh_token": refresh_token},
+    )
+    return _token_set(body, previous_refresh_token=refresh_token, requested=client.scopes)
+
+
+def oauth_revoke(*, client: OAuthClient, token: str, token_type_hint: str = "access_token") -> bool:
+    """Revoke a token at the provider (RFC 7009). True when the provider accepted it."""
+    app = client.app
+    if not app.revocation_url:
+        return False
+    data = {"token": token, "token_type_hint": token_type_hint}
+    auth = None
+    if app.token_auth_method == App.TokenAuthMethod.BASIC:
+        auth = (client.client_id, client.client_secret)
+    else:
+        data.update(client_id=client.client_id, client_secret=client.client_secret)
+    try:
+        response = requests.post(app.revocation_url, data=data, auth=auth, timeout=TIMEOUT)
+    except requests.RequestException:
+        return False
+    return 200 <= response.status_code < 300
+
+
+def credential_tokens_store(*, credential: Credential, tokens: TokenSet) -> None:
+    """Put a token set on a credential (the caller saves it in its transaction)."""
+    from integrations.services.credentials import credential_secret_store
+
+    credential_secret_store(credential=credential, secret=tokens.secret)
+    credential.scopes = tokens.scopes
+    credential.expires_at = tokens.expires_at
+    credential.refresh_at = (
+        tokens.expires_at - timedelta(seconds=credential.app.refresh_buffer_seconds)
+        if tokens.expires_at and tokens.refresh_token
+        else None
+    )
