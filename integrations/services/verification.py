@@ -22,6 +22,7 @@ from accounts.services.audit import Actor, audit_record
 from accounts.vault import VaultError, open_secret, seal_secret
 from integrations.services.auth import TemplateValueMissing, auth_apply
 from integrations.services.events import credential_event_data, event_emit
+from integrations.services.refresh import credential_refresh, credential_refresh_due
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,15 @@ def credential_verify(*, credential_id, actor: Actor | None = None) -> Verificat
         return VerificationOutcome(kind="skipped", credential=None, reason="Gone.")
     if credential.status == Credential.Status.REVOKED or not credential.has_secret:
         return VerificationOutcome(kind="skipped", credential=credential, reason="Revoked.")
+    if credential_refresh_due(credential):
+        # An expired access token is refreshed first, so verification judges the account,
+        # not the token's age.
+        refreshed = credential_refresh(credential_id=credential.pk, actor=actor)
+        if refreshed.kind == "expired":
+            return VerificationOutcome(
+                kind="rejected", credential=refreshed.credential, reason=refreshed.reason
+            )
+        credential = refreshed.credential or credential
     try:
         secret = open_secret(credential)
     except VaultError as exc:
