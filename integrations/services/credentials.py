@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import Credential, EndUser
 from accounts.services.audit import Actor, audit_record
-from accounts.vault import clear_secret, seal_secret
+from accounts.vault import VaultError, clear_secret, open_secret, seal_secret
 from integrations.models import App, Installation
 from integrations.services.events import credential_event_data, event_emit
 
@@ -97,11 +97,51 @@ def credential_verification_enqueue(*, credential_id) -> None:
     transaction.on_commit(lambda: verify_credential.delay(str(credential_id)))
 
 
-@transaction.atomic
+def credential_revoke_at_provider(*, credential: Credential) -> bool:
+    """Revoke the OAuth2 tokens at the provider where the app supports it (RFC 7009).
+
+    Runs outside any transaction (it is a network call); a provider that is down does not stop
+    the local revocation, which is what protects the account.
+    """
+    from integrations.services.oauth import OAuthError, oauth_client_for, oauth_revoke
+
+    if not credential.app.is_oauth2 or not credential.app.supports_revocation:
+        return False
+    if not credential.has_secret:
+        return False
+    try:
+        secret = open_secret(credential)
+        client = oauth_client_for(tenant=credential.tenant, app=credential.app)
+    except (VaultError, OAuthError):
+        return False
+    revoked = False
+    if secret.get("refresh_token"):
+        revoked = oauth_revoke(
+            client=client, token=secret["refresh_token"], token_type_hint="refresh_token"
+        )
+    if secret.get("access_token"):
+        revoked = oauth_revoke(client=client, token=secret["access_token"]) or revoked
+    return revoked
+
+
 def credential_revoke(*, credential: Credential, actor: Actor, reason: str = "") -> Credential:
-    """Revoke: the secret is destroyed, installations that used it are disabled and say so."""
+    """Revoke at the provider where supported, then destroy the secret and disable the
+    installations that used it (they say why). Safe to call twice."""
+    credential = Credential.objects.select_related("app", "end_user", "tenant").get(
+        pk=credential.pk
+    )
+    revoked_at_provider = credential_revoke_at_provider(credential=credential)
+    return _credential_revoke_locally(
+        credential=credential, actor=actor, reason=reason, revoked_at_provider=revoked_at_provider
+    )
+
+
+@transaction.atomic
+def _credential_revoke_locally(
+    *, credential: Credential, actor: Actor, reason: str, revoked_at_provider: bool
+) -> Credential:
     credential = (
-        Credential.objects.select_for_update()
+        Credential.objects.select_for_update(of=("self",))
         .select_related("app", "end_user", "tenant")
         .get(pk=credential.pk)
     )
@@ -125,14 +165,34 @@ def credential_revoke(*, credential: Credential, actor: Actor, reason: str = "")
         actor=actor,
         action="credential.revoke",
         credential=credential,
-        detail={"reason": reason} if reason else {},
+        detail={"reason": reason, "revoked_at_provider": revoked_at_provider},
     )
     event_emit(
         tenant=credential.tenant,
         type="credential.revoked",
-        data=credential_event_data(credential, reason=reason),
+        data=credential_event_data(
+            credential, reason=reason, revoked_at_provider=revoked_at_provider
+        ),
     )
     return credential
+
+
+def credential_delete(*, credential: Credential, actor: Actor) -> dict:
+    """Disconnect for good: revoke (at the provider too), then remove the credential.
+
+    Installations that used it are disabled first and say why. Returns the data of the
+    ``credential.deleted`` event, which the modal also hands to the page as
+    did-remove-authorization.
+    """
+    credential = credential_revoke(credential=credential, actor=actor, reason="Disconnected.")
+    with transaction.atomic():
+        data = credential_event_data(credential)
+        audit_record(
+            tenant=credential.tenant, actor=actor, action="credential.delete", credential=credential
+        )
+        event_emit(tenant=credential.tenant, type="credential.deleted", data=data)
+        credential.delete()
+    return data
 
 
 def credential_secret_store(*, credential: Credential, secret: dict[str, Any]) -> None:
