@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema
+from ninja.responses import Status
 
 from accounts.models import ConnectSession
 from accounts.services.sessions import connect_session_open, connect_session_revoke
@@ -88,12 +89,15 @@ def create_session(request: HttpRequest, payload: SessionIn):
         consumer_metadata=payload.consumer_metadata,
         custom_settings=payload.custom_settings,
     )
-    return 201, {
-        "id": issued.session.pk,
-        "token": issued.token,
-        "url": issued.url,
-        "expires_at": issued.session.expires_at,
-    }
+    return Status(
+        201,
+        {
+            "id": issued.session.pk,
+            "token": issued.token,
+            "url": issued.url,
+            "expires_at": issued.session.expires_at,
+        },
+    )
 
 
 @router.delete(
@@ -104,4 +108,4 @@ def create_session(request: HttpRequest, payload: SessionIn):
 def revoke_session(request: HttpRequest, session_id: UUID):
     session = get_object_or_404(ConnectSession, tenant=request.tenant, pk=session_id)
     connect_session_revoke(session=session)
-    return HttpResponse(status=204)
+    return Status(204, None)

@@ -46,6 +46,7 @@ DEMO_TENANT_SLUG = "acme-demo"
 DEMO_CLIENT_ID = "connect-portal-demo"
 ADMIN_EMAIL = "admin@demo.test"
 STAFF_EMAIL = "staff@acme-demo.test"
+DEMO_USER_ID = "demo-user-1"
 
 SYNC_SETTINGS_SCHEMA = {
     "type": "object",
@@ -78,6 +79,7 @@ class DemoSeed:
     staff_email: str
     sandbox_api_key: str
     session: IssuedSession
+    host_example_url: str
 
 
 def _read_or_create(path: Path, make) -> str:
@@ -202,7 +204,7 @@ def demo_seed(*, base_url: str, var_dir: Path) -> DemoSeed:
     )
 
     end_user = end_user_upsert(
-        tenant=tenant, external_id="demo-user-1", email="ada@example.com", name="Ada Lovelace"
+        tenant=tenant, external_id=DEMO_USER_ID, email="ada@example.com", name="Ada Lovelace"
     )
 
     admin_password = _read_or_create(
@@ -240,6 +242,8 @@ def demo_seed(*, base_url: str, var_dir: Path) -> DemoSeed:
         staff_email=STAFF_EMAIL,
         sandbox_api_key=sandbox_key,
         session=session,
+        host_example_url=base_url.replace("127.0.0.1", "localhost", 1).rstrip("/")
+        + "/sandbox/host-example/",
     )
 
 
@@ -257,6 +261,8 @@ def demo_summary(seed: DemoSeed) -> str:
             f"  (until {seed.session.session.expires_at:%H:%M} UTC; run the demo again for more)",
             f"Sandbox sign-in: alice@sandbox.test / {SANDBOX_PASSWORD} (also bob@, carol@)",
             f"Sandbox API key: {seed.sandbox_api_key}",
+            f"Host example:    {seed.host_example_url}",
+            "  (the tenant's product on another origin, embedding the modal through the SDK)",
             "",
         ]
     )

@@ -15,6 +15,7 @@ admin.site.index_title = "Administration"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("embed/", include("accounts.urls")),
     path("connect/", include("integrations.urls")),
     path("api/v1/", api.urls),
 ]

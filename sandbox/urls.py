@@ -4,6 +4,7 @@ from django.urls import path
 from oauth2_provider.views import RevokeTokenView, TokenView
 
 from sandbox import views
+from sandbox.host_example import host_example
 
 app_name = "sandbox"
 urlpatterns = [
@@ -17,4 +18,5 @@ urlpatterns = [
     path("o/revoke_token/", RevokeTokenView.as_view(), name="revoke"),
     path("api/me", views.SandboxMeView.as_view(), name="me"),
     path("api/items", views.SandboxItemsView.as_view(), name="items"),
+    path("host-example/", host_example, name="host_example"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from collections.abc import Iterable
@@ -246,3 +247,63 @@ def end_user_upsert_checked(*, tenant: Tenant, profile: dict[str, Any]) -> EndUs
             code="invalid_end_user",
             fields=fields,
         ) from exc
+
+
+USER_HASH_SESSION_LIFETIME = timedelta(minutes=30)
+HEX_HASH = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def connect_session_from_user_hash(
+    *, tenant_id: str, user_id: str, user_hash: str, deployment_id: str | None = None
+) -> IssuedSession:
+    """Integry's user-hash entry: a page opens the modal without a server call of its own.
+
+    ``user_hash`` is the hex HMAC-SHA256 of the user id under the tenant's signing secret,
+    compared in constant time. Every failure says the same thing, so the answer never tells
+    whether a tenant exists or has the mode switched off.
+    """
+    from accounts.services.end_users import end_user_upsert
+    from accounts.services.tenants import tenant_user_hash
+
+    refused = Invalid(
+        "This link could not be verified: the user hash does not match. Reopen the "
+        "connection page from the product you were using.",
+        code="invalid_user_hash",
+    )
+    user_id = (user_id or "").strip()
+    if not user_id or len(user_id) > 255 or not HEX_HASH.fullmatch(user_hash or ""):
+        raise refused
+    try:
+        tenant = Tenant.objects.filter(pk=tenant_id).first()
+    except (ValueError, ValidationError):
+        tenant = None
+    if tenant is None or not tenant.user_hash_enabled or not tenant.has_secret:
+        raise refused
+    expected = tenant_user_hash(tenant=tenant, user_id=user_id)
+    if not hmac.compare_digest(expected, user_hash.lower()):
+        raise refused
+    with transaction.atomic():
+        deployment = None
+        if deployment_id:
+            from integrations.models import Deployment
+
+            try:
+                deployment = Deployment.objects.filter(
+                    tenant=tenant, pk=deployment_id, is_active=True
+                ).first()
+            except (ValueError, ValidationError):
+                deployment = None
+            if deployment is None:
+                raise Invalid(
+                    "This connection page points at a deployment that does not exist or is not "
+                    "active. Ask the product's support team to check its embedding.",
+                    code="deployment_not_found",
+                )
+        end_user = end_user_upsert(tenant=tenant, external_id=user_id)
+        return connect_session_create(
+            tenant=tenant,
+            end_user=end_user,
+            deployment=deployment,
+            lifetime=USER_HASH_SESSION_LIFETIME,
+            source=ConnectSession.Source.USER_HASH,
+        )

@@ -1,0 +1,195 @@
+/*!
+ * Connect portal SDK: opens the account-connection modal in your page and relays its events.
+ * One file, no build step. Classic script: <script src=".../static/sdk/portal-sdk.js"></script>
+ * then `new PortalSDK({...})`. ES module: import { PortalSDK } from ".../static/sdk/portal-sdk.mjs".
+ *
+ *   const sdk = new PortalSDK({ baseUrl, sessionUrl })                       // from your server's session
+ *   const sdk = new PortalSDK({ baseUrl, tenantId, userId, hash, deploymentId }) // user-hash mode
+ *   sdk.eventEmitter.on("did-add-authorization", (data) => ...)
+ *   sdk.renderAccountConnectionModal({ app: "hubspot" })   // iframe overlay, or { container: el }
+ *   sdk.close()
+ *
+ * Messages are checked both ways: this page accepts only messages from the portal's origin and
+ * from the modal it opened; the modal posts only to the origin the tenant allows.
+ */
+(function (root) {
+  "use strict";
+
+  var EVENTS = [
+    "ready",
+    "did-add-authorization",
+    "did-fail-authorization-verification",
+    "did-remove-authorization",
+    "close",
+  ];
+  var MESSAGE_SOURCE = "connect-portal";
+
+  function EventEmitter() {
+    this._handlers = {};
+  }
+  EventEmitter.prototype.on = function (name, handler) {
+    if (typeof handler !== "function") throw new TypeError("PortalSDK: a handler must be a function");
+    (this._handlers[name] = this._handlers[name] || []).push(handler);
+    return this;
+  };
+  EventEmitter.prototype.off = function (name, handler) {
+    var list = this._handlers[name];
+    if (!list) return this;
+    this._handlers[name] = handler
+      ? list.filter(function (h) {
+          return h !== handler;
+        })
+      : [];
+    return this;
+  };
+  EventEmitter.prototype.emit = function (name, data) {
+    (this._handlers[name] || []).slice().forEach(function (handler) {
+      try {
+        handler(data);
+      } catch (error) {
+        // A failing handler of the page must not stop the others.
+        if (root.console) root.console.error("PortalSDK handler for " + name + " failed", error);
+      }
+    });
+  };
+
+  function originOf(url) {
+    return new URL(url, root.location.href).origin;
+  }
+
+  function PortalSDK(options) {
+    options = options || {};
+    if (!options.baseUrl) throw new Error("PortalSDK: baseUrl is required (the portal's address).");
+    this.baseUrl = String(options.baseUrl).replace(/\/+$/, "");
+    this.portalOrigin = originOf(this.baseUrl);
+    this.userConfig = options.userConfig || {};
+    this.eventEmitter = new EventEmitter();
+    if (options.sessionUrl) {
+      if (originOf(options.sessionUrl) !== this.portalOrigin) {
+        throw new Error("PortalSDK: sessionUrl must be on baseUrl's origin (" + this.portalOrigin + ").");
+      }
+      this.sessionUrl = String(options.sessionUrl);
+    } else if (options.tenantId && options.userId && options.hash) {
+      this.tenantId = String(options.tenantId);
+      this.userId = String(options.userId);
+      this.hash = String(options.hash);
+      this.deploymentId = options.deploymentId ? String(options.deploymentId) : "";
+    } else {
+      throw new Error("PortalSDK: pass sessionUrl, or tenantId, userId and hash.");
+    }
+    this._frame = null;
+    this._overlay = null;
+    this._popup = null;
+    this._onMessage = this._onMessage.bind(this);
+    this._onKeydown = this._onKeydown.bind(this);
+  }
+
+  PortalSDK.EVENTS = EVENTS.slice();
+
+  PortalSDK.prototype.modalUrl = function (options) {
+    options = options || {};
+    var params = { embed_origin: root.location.origin };
+    if (this.userConfig.hideAppConnectionModal) params.hide_prompt = "1";
+    if (options.app) params.app = String(options.app);
+    var url;
+    if (this.sessionUrl) {
+      url = new URL(this.sessionUrl);
+    } else {
+      url = new URL(this.baseUrl + "/embed/start");
+      url.searchParams.set("tenant", this.tenantId);
+      url.searchParams.set("user", this.userId);
+      url.searchParams.set("hash", this.hash);
+      var deployment = options.deploymentId || this.deploymentId;
+      if (deployment) url.searchParams.set("deployment", deployment);
+    }
+    Object.keys(params).forEach(function (key) {
+      url.searchParams.set(key, params[key]);
+    });
+    return url.toString();
+  };
+
+  PortalSDK.prototype.renderAccountConnectionModal = function (options) {
+    options = options || {};
+    this.close({ silent: true });
+    root.addEventListener("message", this._onMessage);
+    var url = this.modalUrl(options);
+    if (options.mode === "popup") {
+      this._popup = root.open(url, "connect-portal", "width=720,height=760");
+      return this._popup;
+    }
+    var frame = root.document.createElement("iframe");
+    frame.src = url;
+    frame.title = options.title || "Connect your accounts";
+    frame.setAttribute("referrerpolicy", "origin");
+    frame.style.cssText = "border:0;width:100%;height:100%;display:block;background:#fff;";
+    this._frame = frame;
+    if (options.container) {
+      options.container.appendChild(frame);
+      return frame;
+    }
+    var overlay = root.document.createElement("div");
+    overlay.setAttribute("data-portal-overlay", "");
+    overlay.style.cssText =
+      "position:fixed;inset:0;z-index:2147483000;background:rgba(15,23,42,.55);" +
+      "display:flex;align-items:center;justify-content:center;padding:16px;";
+    var box = root.document.createElement("div");
+    box.setAttribute("role", "dialog");
+    box.setAttribute("aria-modal", "true");
+    box.setAttribute("aria-label", frame.title);
+    box.style.cssText =
+      "position:relative;width:min(960px,100%);height:min(720px,100%);background:#fff;" +
+      "border-radius:12px;overflow:hidden;box-shadow:0 20px 60px rgba(0,0,0,.35);";
+    var closeButton = root.document.createElement("button");
+    closeButton.type = "button";
+    closeButton.setAttribute("aria-label", "Close");
+    closeButton.textContent = "\u00d7";
+    closeButton.style.cssText =
+      "position:absolute;top:6px;right:8px;z-index:1;border:0;background:transparent;" +
+      "font-size:24px;line-height:1;cursor:pointer;color:#334155;padding:4px 8px;";
+    var self = this;
+    closeButton.addEventListener("click", function () {
+      self.close();
+    });
+    overlay.addEventListener("click", function (event) {
+      if (event.target === overlay) self.close();
+    });
+    box.appendChild(closeButton);
+    box.appendChild(frame);
+    overlay.appendChild(box);
+    root.document.body.appendChild(overlay);
+    root.document.addEventListener("keydown", this._onKeydown);
+    this._overlay = overlay;
+    frame.focus();
+    return frame;
+  };
+
+  PortalSDK.prototype.close = function (options) {
+    var wasOpen = Boolean(this._frame || this._popup);
+    root.removeEventListener("message", this._onMessage);
+    root.document.removeEventListener("keydown", this._onKeydown);
+    if (this._overlay && this._overlay.parentNode) this._overlay.parentNode.removeChild(this._overlay);
+    else if (this._frame && this._frame.parentNode) this._frame.parentNode.removeChild(this._frame);
+    if (this._popup && !this._popup.closed) this._popup.close();
+    this._frame = this._overlay = this._popup = null;
+    if (wasOpen && !(options && options.silent)) this.eventEmitter.emit("close", {});
+  };
+
+  PortalSDK.prototype._onKeydown = function (event) {
+    if (event.key === "Escape") this.close();
+  };
+
+  PortalSDK.prototype._onMessage = function (event) {
+    if (event.origin !== this.portalOrigin) return;
+    var from = this._frame ? this._frame.contentWindow : this._popup;
+    if (!from || event.source !== from) return;
+    var message = event.data;
+    if (!message || message.source !== MESSAGE_SOURCE || EVENTS.indexOf(message.event) === -1) return;
+    if (message.event === "close") {
+      this.close();
+      return;
+    }
+    this.eventEmitter.emit(message.event, message.data || {});
+  };
+
+  root.PortalSDK = PortalSDK;
+})(typeof window !== "undefined" ? window : globalThis);
