@@ -30,6 +30,21 @@ def _redis_reachable() -> bool:
         return False
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under CI=true, stop at once when PostgreSQL or Redis is missing: nothing may be skipped."""
+    if not CI:
+        return
+    problems = []
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        problems.append("the database is not PostgreSQL")
+    if not _redis_reachable():
+        problems.append(f"Redis is not reachable at {settings.TEST_REDIS_URL}")
+    if not shutil.which(CHROMIUM):
+        problems.append(f"{CHROMIUM} is missing (make test installs it as root)")
+    if problems:
+        pytest.exit("CI=true but " + "; ".join(problems) + ".", returncode=3)
+
+
 @pytest.fixture(autouse=True)
 def _requirements(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
