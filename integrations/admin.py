@@ -1,9 +1,13 @@
 """The admin for the app catalog, OAuth clients, flows, deployments, installations and webhooks."""
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
 from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from accounts.admin_scoping import TenantScopedAdmin, TenantScopedInline, reveal_once_response
 from integrations.models import (
@@ -20,6 +24,7 @@ from integrations.models import (
     Workflow,
 )
 from integrations.services.oauth_clients import oauth_client_secret_set
+from integrations.services.webhook_delivery import webhook_delivery_redeliver
 from integrations.services.webhooks import webhook_endpoint_secret_rotate
 
 
@@ -206,7 +211,14 @@ class ReadOnlyMixin:
         return False
 
 
-class WebhookDeliveryInline(ReadOnlyMixin, admin.TabularInline):
+class ReadOnlyInlineMixin(ReadOnlyMixin):
+    """Rows of an object the staff member may already see (the parent admin is scoped)."""
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+
+class WebhookDeliveryInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = WebhookDelivery
     fields = [
         "endpoint",
@@ -229,7 +241,7 @@ class EventAdmin(ReadOnlyMixin, TenantScopedAdmin):
     inlines = [WebhookDeliveryInline]
 
 
-class WebhookAttemptInline(ReadOnlyMixin, admin.TabularInline):
+class WebhookAttemptInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = WebhookAttempt
     fields = ["attempted_at", "status_code", "duration_ms", "error", "response_body"]
     readonly_fields = fields
@@ -238,6 +250,8 @@ class WebhookAttemptInline(ReadOnlyMixin, admin.TabularInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """Deliveries with every attempt and the receiver's answers; "Redeliver" sends one again."""
+
     tenant_path = "event__tenant"
     list_display = [
         "event",
@@ -247,8 +261,9 @@ class WebhookDeliveryAdmin(ReadOnlyMixin, TenantScopedAdmin):
         "last_status_code",
         "next_attempt_at",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", "event__type"]
     list_select_related = ["event", "endpoint"]
+    search_fields = ["event__id", "endpoint__url"]
     readonly_fields = [
         "event",
         "endpoint",
@@ -258,5 +273,35 @@ class WebhookDeliveryAdmin(ReadOnlyMixin, TenantScopedAdmin):
         "next_attempt_at",
         "delivered_at",
         "created_at",
+        "payload",
     ]
     inlines = [WebhookAttemptInline]
+    actions = ["redeliver"]
+
+    @admin.display(description="Payload (the signed body)")
+    def payload(self, obj):
+        return format_html(
+            "<pre>{}</pre>", json.dumps(obj.event.payload(), indent=2, ensure_ascii=False)
+        )
+
+    def has_redeliver_permission(self, request, obj=None):
+        return TenantScopedAdmin.has_change_permission(self, request, obj)
+
+    @admin.action(description="Redeliver selected deliveries", permissions=["redeliver"])
+    def redeliver(self, request, queryset):
+        deliveries = [
+            delivery
+            for delivery in queryset.select_related("event")
+            if self.has_redeliver_permission(request, delivery)
+        ]
+        for delivery in deliveries:
+            webhook_delivery_redeliver(delivery=delivery)
+        self.message_user(
+            request,
+            ngettext(
+                "Queued %d delivery again; its attempts appear on its page.",
+                "Queued %d deliveries again; their attempts appear on their pages.",
+                len(deliveries),
+            )
+            % len(deliveries),
+        )

@@ -1,20 +1,126 @@
-"""Celery tasks: each takes ids, re-reads, calls a service, and owns its retries."""
+"""Celery tasks: each takes ids, re-reads, calls a service, and owns its retries.
+
+Every job has a database row behind it that a beat sweep (``integrations.services.sweeps``)
+finds again if the job is never queued or is lost, so:
+
+- queueing never fails the caller: with the broker down the job is logged as not queued and
+  the sweep picks the row up once the broker is back (``PortalTask.apply_async``);
+- retries with a short wait are Celery retries with exponential backoff; a longer wait, a retry
+  in eager mode (no broker: it could not wait) and a job past its retries are left to the sweeps;
+- jobs are idempotent (the services lock and re-read their row), so ``acks_late`` is safe: a
+  worker lost mid-job means the job runs again.
+"""
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
 
+from celery import Task, shared_task
+from kombu.exceptions import OperationalError
+
+from integrations.services.job_settings import backoff_seconds, job_settings
+from integrations.services.refresh import credential_refresh
+from integrations.services.sweeps import (
+    sweep_pending_credentials,
+    sweep_refresh_due,
+    sweep_reverify_due,
+    sweep_webhook_deliveries,
+)
 from integrations.services.verification import credential_verify
+from integrations.services.webhook_delivery import webhook_delivery_attempt
 
-VERIFY_MAX_RETRIES = 8
+logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=VERIFY_MAX_RETRIES)
+class PortalTask(Task):
+    """A task whose queueing never fails the caller (see the module docstring)."""
+
+    def apply_async(self, args=None, kwargs=None, **options):
+        try:
+            return super().apply_async(args, kwargs, **options)
+        except OperationalError as exc:
+            logger.warning(
+                "Could not queue %s%s (%s); the sweeps will pick it up.", self.name, args, exc
+            )
+            return None
+
+
+def _retry_later(task: Task, *, delay: float, max_retries: int | None) -> None:
+    """Retry ``task`` in ``delay`` seconds, or leave it to the sweeps (see the docstring)."""
+    request = task.request
+    if request.is_eager or request.called_directly:
+        return
+    if max_retries is not None and request.retries >= max_retries:
+        logger.info("%s%s is out of retries; the sweeps take over.", task.name, request.args)
+        return
+    if delay > job_settings.TASK_MAX_COUNTDOWN_SECONDS:
+        return
+    raise task.retry(countdown=delay)
+
+
+@shared_task(base=PortalTask, bind=True, acks_late=True, max_retries=None, ignore_result=True)
 def verify_credential(self, credential_id: str) -> str:
-    """Verify one credential; a provider that is down or busy is retried with backoff."""
+    """Verify one credential; a provider that is down, busy (429) or slow is retried with
+    backoff, honouring ``Retry-After``, and the credential's status never changes for it."""
     outcome = credential_verify(credential_id=credential_id)
-    if outcome.kind == "unavailable" and self.request.retries < self.max_retries:
-        countdown = outcome.retry_after or min(30 * 2**self.request.retries, 3600)
-        if not self.request.is_eager:
-            raise self.retry(countdown=countdown)
+    if outcome.kind == "unavailable":
+        backoff = backoff_seconds(
+            attempt=self.request.retries + 1,
+            base=job_settings.VERIFY_RETRY_BASE_SECONDS,
+            maximum=job_settings.VERIFY_RETRY_MAX_SECONDS,
+        )
+        delay = backoff if outcome.retry_after is None else outcome.retry_after
+        _retry_later(self, delay=delay, max_retries=job_settings.VERIFY_MAX_RETRIES)
     return outcome.kind
+
+
+@shared_task(base=PortalTask, bind=True, acks_late=True, max_retries=None, ignore_result=True)
+def refresh_credential(self, credential_id: str) -> str:
+    """Refresh one OAuth2 credential if it is (still) due; a provider that is down is retried."""
+    outcome = credential_refresh(credential_id=credential_id)
+    if outcome.kind == "unavailable":
+        delay = backoff_seconds(
+            attempt=self.request.retries + 1,
+            base=job_settings.REFRESH_RETRY_BASE_SECONDS,
+            maximum=job_settings.REFRESH_RETRY_MAX_SECONDS,
+        )
+        _retry_later(self, delay=delay, max_retries=job_settings.REFRESH_MAX_RETRIES)
+    return outcome.kind
+
+
+@shared_task(base=PortalTask, bind=True, acks_late=True, max_retries=None, ignore_result=True)
+def deliver_webhook(self, delivery_id: str, attempt: int | None = None) -> str:
+    """Make one attempt of a webhook delivery; the delivery's own schedule (backoff for up to
+    24 hours) decides when the next one is due, and this job queues it."""
+    outcome = webhook_delivery_attempt(delivery_id=delivery_id, attempt=attempt)
+    if outcome.kind == "retrying" and outcome.retry_in is not None:
+        request = self.request
+        if not (request.is_eager or request.called_directly) and (
+            outcome.retry_in <= job_settings.TASK_MAX_COUNTDOWN_SECONDS
+        ):
+            raise self.retry(args=[delivery_id, outcome.attempt_count], countdown=outcome.retry_in)
+    return outcome.kind
+
+
+# The beat sweeps. A sweep is cheap to repeat and the next run follows soon, so an expired or
+# lost sweep job is simply dropped (the beat schedule sets ``expires``).
+
+
+@shared_task(base=PortalTask, ignore_result=True)
+def sweep_refresh_due_credentials() -> int:
+    return sweep_refresh_due().queued
+
+
+@shared_task(base=PortalTask, ignore_result=True)
+def sweep_reverify_due_credentials() -> int:
+    return sweep_reverify_due().queued
+
+
+@shared_task(base=PortalTask, ignore_result=True)
+def sweep_pending_credentials_stuck() -> int:
+    return sweep_pending_credentials().queued
+
+
+@shared_task(base=PortalTask, ignore_result=True)
+def sweep_webhook_deliveries_due() -> int:
+    return sweep_webhook_deliveries().queued

@@ -1,4 +1,9 @@
-"""The Celery app. Tasks live in each Django app's ``tasks.py``; settings use the CELERY_ prefix."""
+"""The Celery app. Tasks live in each Django app's ``tasks.py``; settings use the CELERY_ prefix.
+
+Beat runs the sweeps below (``celery -A portal beat``). Each sweep claims what is due in batches
+through an index and queues one job per row; a sweep job that waited longer than its interval
+is dropped (``expires``), since the next run does the same work.
+"""
 
 import os
 
@@ -9,3 +14,23 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def _every(seconds: int, task: str) -> dict:
+    return {"task": task, "schedule": float(seconds), "options": {"expires": seconds}}
+
+
+app.conf.beat_schedule = {
+    # OAuth2 tokens within their app's refresh buffer of expiry.
+    "refresh-due-credentials": _every(60, "integrations.tasks.sweep_refresh_due_credentials"),
+    # Webhook deliveries whose next attempt is due (first attempts whose job was lost, retries).
+    "deliver-due-webhooks": _every(30, "integrations.tasks.sweep_webhook_deliveries_due"),
+    # Long-lived credentials (API keys, tokens without expiry) due for re-verification.
+    "reverify-due-credentials": _every(300, "integrations.tasks.sweep_reverify_due_credentials"),
+    # Credentials left pending (their verification job was never queued, or was lost).
+    "verify-stuck-pending-credentials": _every(
+        300, "integrations.tasks.sweep_pending_credentials_stuck"
+    ),
+    # The API's expired idempotency keys.
+    "purge-idempotency-keys": _every(3600, "api.tasks.purge_idempotency_keys"),
+}

@@ -1,7 +1,7 @@
 """The outbox: an event is written in the same transaction as the change it reports.
 
-Each event gets one delivery row per interested webhook endpoint; the delivery job sends them
-at least once, signed (Standard Webhooks).
+Each event gets one delivery row per interested webhook endpoint, queued for sending when the
+transaction commits; the delivery job sends each at least once, signed (Standard Webhooks).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Credential, Tenant
 from integrations.models import Event, WebhookDelivery, WebhookEndpoint
+from integrations.services.webhook_delivery import webhook_delivery_enqueue
 
 
 def event_emit(*, tenant: Tenant, type: str, data: dict[str, Any]) -> Event:
@@ -20,11 +21,14 @@ def event_emit(*, tenant: Tenant, type: str, data: dict[str, Any]) -> Event:
         raise RuntimeError("Emit events inside the transaction of the change they report.")
     event = Event.objects.create(tenant=tenant, type=type, data=data)
     now = timezone.now()
-    WebhookDelivery.objects.bulk_create(
+    deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now)
         for endpoint in WebhookEndpoint.objects.filter(tenant=tenant, is_active=True)
         if endpoint.wants(type)
     )
+    # Sent once the change commits; should the job be lost, the delivery sweep sends it.
+    for delivery in deliveries:
+        webhook_delivery_enqueue(delivery_id=delivery.pk, attempt=0)
     return event
 
 

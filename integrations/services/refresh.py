@@ -1,5 +1,10 @@
 """Refreshing OAuth2 tokens ahead of expiry, so that a rotating refresh token is spent once.
 
+A token is due when it is within its app's buffer (``refresh_buffer_seconds``, 15 minutes by
+default) of expiring. ``refresh_at`` is only the schedule the refresh sweep reads through its
+index (the sweep pushes it forward while a refresh job runs); whether a refresh is due is always
+decided from ``expires_at``.
+
 The refresh runs under the credential's row lock; after taking it the worker re-reads the row
 and skips a token another worker has just refreshed. An ``invalid_grant`` is re-checked against
 the refresh token stored now before the credential is marked expired, so a race with a
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -36,12 +42,12 @@ class RefreshOutcome:
     reason: str = ""
 
 
-def credential_refresh_due(credential: Credential, *, now=None) -> bool:
-    now = now or timezone.now()
-    if not credential.app.is_oauth2:
+def credential_refresh_due(credential: Credential, *, now: datetime | None = None) -> bool:
+    """True when the access token is within its app's refresh buffer of expiry, or past it."""
+    if not credential.app.is_oauth2 or credential.expires_at is None:
         return False
-    due_at = credential.refresh_at or credential.expires_at
-    return due_at is not None and due_at <= now
+    buffer = timedelta(seconds=credential.app.refresh_buffer_seconds)
+    return credential.expires_at - buffer <= (now or timezone.now())
 
 
 def credential_mark_expired(*, credential: Credential, reason: str, actor: Actor) -> Credential:

@@ -9,12 +9,15 @@ caller (the job) can retry, honouring ``Retry-After``.
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Credential
@@ -22,6 +25,7 @@ from accounts.services.audit import Actor, audit_record
 from accounts.vault import VaultError, open_secret, seal_secret
 from integrations.services.auth import TemplateValueMissing, auth_apply
 from integrations.services.events import credential_event_data, event_emit
+from integrations.services.job_settings import job_settings
 from integrations.services.refresh import credential_refresh, credential_refresh_due
 
 logger = logging.getLogger(__name__)
@@ -82,11 +86,21 @@ def _provider_reason(response: requests.Response) -> str:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - timezone.now()).total_seconds())
 
 
 def verification_probe(*, app, secret: dict[str, Any]) -> ProbeResult:
@@ -170,6 +184,14 @@ def credential_verify(*, credential_id, actor: Actor | None = None) -> Verificat
                 kind="rejected", credential=refreshed.credential, reason=refreshed.reason
             )
         credential = refreshed.credential or credential
+        if refreshed.kind in ("unavailable", "failed") and (
+            credential.expires_at is not None and credential.expires_at <= timezone.now()
+        ):
+            # The provider could not refresh an expired token: sending the expired token would
+            # earn a 401 that says nothing about the account, so try again later instead.
+            return VerificationOutcome(
+                kind="unavailable", credential=credential, reason=refreshed.reason
+            )
     try:
         secret = open_secret(credential)
     except VaultError as exc:
@@ -189,8 +211,9 @@ def credential_verify(*, credential_id, actor: Actor | None = None) -> Verificat
             return _record_verified(credential, probe, secret)
         if probe.kind == "rejected":
             return _record_rejected(credential, probe)
+        # updated_at moves too, so the pending sweep waits for this attempt's retries.
         Credential.objects.filter(pk=credential.pk).update(
-            verification_attempts=credential.verification_attempts + 1
+            verification_attempts=F("verification_attempts") + 1, updated_at=timezone.now()
         )
     return VerificationOutcome(
         kind="unavailable",
@@ -198,6 +221,24 @@ def credential_verify(*, credential_id, actor: Actor | None = None) -> Verificat
         reason=probe.reason,
         retry_after=probe.retry_after,
     )
+
+
+def credential_next_verification_at(credential: Credential, *, now: datetime) -> datetime | None:
+    """When the re-verification sweep should look at this credential again.
+
+    A long-lived credential (an API key, a token without expiry) is re-verified every
+    ``reverify_interval_seconds`` of its app, shortened at random by up to REVERIFY_JITTER so
+    that credentials connected together spread out. A token that expires without a refresh
+    token is looked at when it expires (verification then marks it expired); one with a
+    refresh token is kept fresh by the refresh sweep instead.
+    """
+    if credential.expires_at is None:
+        interval = credential.app.reverify_interval_seconds
+        spread = random.uniform(1 - job_settings.REVERIFY_JITTER, 1)  # noqa: S311
+        return now + timedelta(seconds=interval * spread)
+    if credential.refresh_at is None:
+        return credential.expires_at
+    return None
 
 
 def _record_verified(
@@ -217,6 +258,7 @@ def _record_verified(
             .first()
         )
     already_existed = twin is not None
+    merged_from = {"replaced_credential_id": str(credential.pk)} if twin is not None else {}
     if twin is not None:
         # The same account again: it refreshes the existing credential, which keeps its id,
         # label and installations, and the new row goes away.
@@ -230,15 +272,12 @@ def _record_verified(
     credential.last_verified_at = now
     credential.last_verification_error = ""
     credential.verification_attempts = 0
-    if credential.expires_at is None:
-        credential.next_verification_at = now + timedelta(
-            seconds=credential.app.reverify_interval_seconds
-        )
+    credential.next_verification_at = credential_next_verification_at(credential, now=now)
     credential.save()
     event_emit(
         tenant=credential.tenant,
         type="credential.verified",
-        data=credential_event_data(credential, already_exists=already_existed),
+        data=credential_event_data(credential, already_exists=already_existed, **merged_from),
     )
     return VerificationOutcome(
         kind="verified", credential=credential, already_existed=already_existed

@@ -1,0 +1,163 @@
+"""Scheduling decided by the verification and refresh services, and the eager (no broker)
+mode, against a real local provider (pytest-httpserver)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.utils import format_datetime
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Credential
+from accounts.services.audit import Actor
+from integrations.models import Event
+from integrations.services.credentials import credential_create_from_fields
+from integrations.services.oauth_clients import oauth_client_set
+from integrations.services.refresh import credential_refresh_due
+from integrations.services.sweeps import sweep_pending_credentials
+from integrations.services.verification import credential_verify, verification_probe
+from integrations.tasks import verify_credential
+from tests import factories
+
+
+@pytest.fixture
+def provider(httpserver):
+    httpserver.expect_request("/me").respond_with_json({"email": "ada@provider.test"})
+    return httpserver.url_for("/")
+
+
+def test_re_verification_of_long_lived_credentials_is_spread_over_time(db, end_user, provider):
+    app = factories.make_api_key_app(api_base_url=provider, reverify_interval_seconds=86400)
+    credentials = [
+        factories.make_credential(
+            end_user=factories.make_end_user(tenant=end_user.tenant), app=app, status="pending"
+        )
+        for _ in range(12)
+    ]
+    before = timezone.now()
+
+    for credential in credentials:
+        assert credential_verify(credential_id=credential.pk).kind == "verified"
+
+    due_times = [
+        Credential.objects.get(pk=credential.pk).next_verification_at for credential in credentials
+    ]
+    offsets = [(due - before).total_seconds() for due in due_times]
+    assert all(0.8 * 86400 - 5 <= offset <= 86400 + 5 for offset in offsets)
+    assert max(offsets) - min(offsets) > 600  # spread, not all at the same moment
+
+
+def test_a_token_without_a_refresh_token_is_looked_at_when_it_expires_and_then_marked_expired(
+    db, end_user, httpserver, django_capture_on_commit_callbacks
+):
+    httpserver.expect_request("/api/me").respond_with_json({"email": "ada@provider.test"})
+    app = factories.make_oauth_app(api_base_url=httpserver.url_for("/api"))
+    expires_at = timezone.now() + timedelta(hours=2)
+    credential = factories.make_credential(
+        end_user=end_user,
+        app=app,
+        secret={"access_token": "only-an-access-token"},
+        status="pending",
+        expires_at=expires_at,
+    )
+
+    assert credential_verify(credential_id=credential.pk).kind == "verified"
+    credential.refresh_from_db()
+    assert credential.next_verification_at == expires_at
+
+    Credential.objects.filter(pk=credential.pk).update(expires_at=timezone.now() - timedelta(1))
+    outcome = credential_verify(credential_id=credential.pk)
+
+    assert outcome.kind == "rejected"
+    credential.refresh_from_db()
+    assert credential.status == "expired"
+    expired = Event.objects.get(type="credential.expired")
+    assert expired.data["credential_id"] == str(credential.pk)
+    assert len(httpserver.log) == 1  # the expired token was not sent to the provider
+
+
+def test_a_token_is_due_for_refresh_within_its_apps_buffer_of_expiry(db, end_user):
+    app = factories.make_oauth_app(refresh_buffer_seconds=600)
+    credential = factories.make_credential(end_user=end_user, app=app)
+    now = timezone.now()
+
+    credential.expires_at = now + timedelta(minutes=11)
+    assert not credential_refresh_due(credential, now=now)
+    credential.expires_at = now + timedelta(minutes=9)
+    assert credential_refresh_due(credential, now=now)
+    credential.expires_at = None
+    assert not credential_refresh_due(credential, now=now)
+
+
+def test_retry_after_is_read_as_seconds_or_as_an_http_date(db, httpserver):
+    app = factories.make_api_key_app(api_base_url=httpserver.url_for("/"))
+    in_two_minutes = format_datetime(timezone.now() + timedelta(minutes=2), usegmt=True)
+    httpserver.expect_ordered_request("/me").respond_with_data(
+        "busy", status=429, headers={"Retry-After": "7"}
+    )
+    httpserver.expect_ordered_request("/me").respond_with_data(
+        "busy", status=429, headers={"Retry-After": in_two_minutes}
+    )
+    httpserver.expect_ordered_request("/me").respond_with_data("down", status=502)
+
+    seconds, date, missing = (
+        verification_probe(app=app, secret={"api_key": "k"}) for _ in range(3)
+    )
+
+    assert (seconds.kind, seconds.retry_after) == ("unavailable", 7)
+    assert date.kind == "unavailable" and 100 < date.retry_after <= 120
+    assert (missing.kind, missing.retry_after) == ("unavailable", None)
+
+
+def test_without_a_broker_an_unavailable_provider_leaves_the_credential_pending_for_the_sweep(
+    db, end_user, httpserver, settings, django_capture_on_commit_callbacks
+):
+    # The embedded default: no Redis, tasks run in-process and a retry cannot wait.
+    assert settings.CELERY_TASK_ALWAYS_EAGER
+    httpserver.expect_request("/me").respond_with_data("down", status=503)
+    app = factories.make_api_key_app(api_base_url=httpserver.url_for("/"))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        credential = credential_create_from_fields(
+            end_user=end_user, app=app, fields={"api_key": "key-1"}, actor=Actor.system()
+        )
+
+    credential.refresh_from_db()
+    assert credential.status == "pending"
+    assert credential.verification_attempts == 1
+    assert len(httpserver.log) == 1
+    settings.PORTAL_PENDING_AFTER_SECONDS = 0
+    with django_capture_on_commit_callbacks() as callbacks:
+        sweep_pending_credentials()
+    assert [callback.args for callback in callbacks] == [(str(credential.pk),)]
+
+
+def test_the_verify_task_changes_nothing_when_the_credential_is_gone(db):
+    assert verify_credential.delay("00000000-0000-0000-0000-000000000000").get() == "skipped"
+
+
+def test_an_expired_token_the_provider_cannot_refresh_now_is_not_judged_and_stays_active(
+    db, end_user, httpserver
+):
+    httpserver.expect_request("/token", method="POST").respond_with_data("down", status=503)
+    httpserver.expect_request("/api/me").respond_with_json({"error": "expired"}, status=401)
+    app = factories.make_oauth_app(
+        token_url=httpserver.url_for("/token"), api_base_url=httpserver.url_for("/api")
+    )
+    oauth_client_set(tenant=end_user.tenant, app=app, client_id="cid", client_secret="cs")
+    expired_at = timezone.now() - timedelta(minutes=1)
+    credential = factories.make_credential(
+        end_user=end_user,
+        app=app,
+        secret={"access_token": "old", "refresh_token": "r"},
+        expires_at=expired_at,
+        refresh_at=expired_at - timedelta(minutes=15),
+    )
+
+    outcome = credential_verify(credential_id=credential.pk)
+
+    assert outcome.kind == "unavailable"
+    credential.refresh_from_db()
+    assert credential.status == "active"
+    assert [request.path for request, _ in httpserver.log] == ["/token"]
