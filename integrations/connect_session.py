@@ -1,22 +1,73 @@
 """How modal views find their connect session: from the URL, or from the htmx request header.
 
 The session never travels in a cookie, so the modal works in a cross-site iframe whose browser
-blocks third-party cookies.
+blocks third-party cookies. A request that changes something must also carry the session in the
+``X-Portal-Session`` header: browsers never add that header by themselves, and a cross-site page
+cannot add it without a CORS preflight we never grant, so the header is what makes the modal's
+writes safe from cross-site request forgery (Django's CSRF cookie cannot be relied on inside a
+third-party iframe).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
+from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
+from django.utils.crypto import constant_time_compare
 
 from accounts.selectors import SessionUnusable, connect_session_for_token
 from accounts.services.sessions import connect_session_touch
-from accounts.validators import origin_of
+from accounts.validators import normalise_origin, origin_of
 
 SESSION_HEADER = "X-Portal-Session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+# The embedding parameters ride along on htmx requests in this header, so that links rendered
+# by a partial keep them without the page having to be reloaded.
+EMBED_HEADER = "X-Portal-Embed"
+
+
+@dataclass(frozen=True)
+class Embed:
+    """The SDK's query parameters: where events may go, and whether our prompt is hidden."""
+
+    origin: str = ""
+    hide_prompt: bool = False
+
+    def params(self) -> dict[str, str]:
+        params = {}
+        if self.origin:
+            params["embed_origin"] = self.origin
+        if self.hide_prompt:
+            params["hide_prompt"] = "1"
+        return params
+
+    @property
+    def query(self) -> str:
+        return urlencode(self.params())
+
+
+def embed_for(request: HttpRequest) -> Embed:
+    """``embed_origin`` counts only when it is one of the tenant's allowed origins."""
+    source = request.GET
+    if "embed_origin" not in source and "hide_prompt" not in source:
+        source = QueryDict(request.headers.get(EMBED_HEADER, "")[:1000])
+    origin = ""
+    raw = source.get("embed_origin", "")
+    if raw:
+        try:
+            normalised = normalise_origin(raw)
+        except ValidationError:
+            normalised = ""
+        if normalised and normalised in request.connect_session.tenant.allowed_origins:
+            origin = normalised
+    return Embed(origin=origin, hide_prompt=source.get("hide_prompt") == "1")
 
 
 def frame_ancestors(session) -> str:
@@ -24,28 +75,49 @@ def frame_ancestors(session) -> str:
     return f"frame-ancestors 'self' {origins}".strip()
 
 
+def _refuse(request: HttpRequest, *, title: str, status: int) -> HttpResponse:
+    response = render(request, "connect/session_error.html", {"title": title}, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 def connect_session_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Resolve ``request.connect_session`` or answer with a page saying what happened."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, token: str | None = None, **kwargs) -> HttpResponse:
-        token = token or request.headers.get(SESSION_HEADER) or None
+        header = request.headers.get(SESSION_HEADER) or ""
+        if request.method not in SAFE_METHODS and (
+            not header or (token and not constant_time_compare(header, token))
+        ):
+            return _refuse(
+                request,
+                title="This action must come from the connect window itself.",
+                status=403,
+            )
+        token = token or header or None
         try:
             session = connect_session_for_token(token=token)
         except SessionUnusable as exc:
-            response = render(
+            if getattr(request, "htmx", False):
+                # The page is open but its session ended: reloading it shows why, in full.
+                response = HttpResponse(status=204)
+                response["HX-Refresh"] = "true"
+                return response
+            return _refuse(
                 request,
-                "connect/session_error.html",
-                {"problem": exc.problem},
+                title=exc.problem.value,
                 status=403 if exc.problem.name in {"EXPIRED", "REVOKED"} else 404,
             )
-            response["Cache-Control"] = "no-store"
-            return response
         request.connect_session = session
         request.connect_token = token
         connect_session_touch(session=session, origin=_embedding_origin(request))
         response = view(request, *args, **kwargs)
         response["Content-Security-Policy"] = frame_ancestors(session)
+        if embed_for(request).origin:
+            # The SDK may have opened the modal as a popup of the tenant's page, which listens
+            # to its events: our usual opener policy would cut it off (window.opener null).
+            response["Cross-Origin-Opener-Policy"] = "unsafe-none"
         response["Cache-Control"] = "no-store"
         response.xframe_options_exempt = True
         return response

@@ -449,3 +449,92 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status_code or self.error} at {self.attempted_at:%H:%M:%S}"
+
+
+class OAuthAttempt(SealedSecretModel):
+    """One OAuth2 authorization started from the modal: its state, PKCE verifier and outcome.
+
+    The ``state`` sent to the provider is stored only as its SHA-256; the PKCE code verifier
+    (and, for the full-page redirect, the session token that leads back to the modal) are sealed
+    by the vault and cleared once the callback has used them. A state is single-use
+    (``used_at``), bound to one connect session and one app, and expires after ten minutes.
+    """
+
+    LIFETIME_SECONDS = 600
+
+    class Mode(models.TextChoices):
+        POPUP = "popup", "Popup"
+        REDIRECT = "redirect", "Full-page redirect"
+
+    class Purpose(models.TextChoices):
+        CONNECT = "connect", "Connect an account"
+        RECONNECT = "reconnect", "Reconnect an account"
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Waiting for the provider"
+        CONNECTED = "connected", "Connected"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    session = models.ForeignKey(
+        "accounts.ConnectSession", on_delete=models.CASCADE, related_name="oauth_attempts"
+    )
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="+")
+    flow = models.ForeignKey(
+        Flow, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.CONNECT)
+    reconnect = models.ForeignKey(
+        "accounts.Credential",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The account whose secret this authorization replaces.",
+    )
+    credential = models.ForeignKey(
+        "accounts.Credential",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The account this authorization connected.",
+    )
+    state_hash = models.CharField(max_length=64, unique=True, editable=False)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.POPUP)
+    return_query = models.CharField(max_length=1000, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    error_code = models.CharField(max_length=64, blank=True)
+    message = models.CharField(max_length=600, blank=True)
+    identity = models.CharField(max_length=255, blank=True)
+    already_existed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "OAuth attempt"
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=["pending", "connected", "failed", "cancelled"]),
+                name="oauthattempt_outcome_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(mode__in=["popup", "redirect"]), name="oauthattempt_mode_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="oauthattempt_expires")]
+
+    def __str__(self) -> str:
+        return f"{self.app} sign-in ({self.get_outcome_display()})"
+
+    def is_expired(self, now=None) -> bool:
+        return (now or timezone.now()) >= self.expires_at
+
+    @property
+    def is_finished(self) -> bool:
+        return self.outcome != self.Outcome.PENDING

@@ -5,10 +5,21 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, Q, QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import Exists, F, Prefetch, Q, QuerySet
+from django.db.models.functions import Lower
 
-from accounts.models import ConnectSession, Credential, Tenant
-from integrations.models import App, Deployment, Flow
+from accounts.models import ConnectSession, Credential, EndUser, Tenant
+from integrations.models import (
+    App,
+    Deployment,
+    Event,
+    Flow,
+    Installation,
+    InstallationCredential,
+    OAuthAttempt,
+    Workflow,
+)
 
 
 def app_list_offered(
@@ -36,7 +47,7 @@ def app_list_offered(
         apps = apps.exclude(pk=tenant.own_app_id)
     if allowlist is not None:
         apps = apps.filter(pk__in=allowlist)
-    return apps.order_by("name", "pk")
+    return apps.order_by(Lower("name"), "pk")
 
 
 def app_list_for_session(*, session: ConnectSession) -> QuerySet[App]:
@@ -56,15 +67,280 @@ class OfferedApp:
     credentials: list[Credential] = field(default_factory=list)
 
 
-def offered_apps_with_credentials(*, session: ConnectSession) -> list[OfferedApp]:
-    """The session's apps, each with the end user's accounts for it, in a fixed query count."""
-    apps = list(app_list_for_session(session=session))
+LISTED_APP_FIELDS = ("id", "tenant_id", "slug", "name", "description", "icon", "auth_type")
+LISTED_CREDENTIAL_FIELDS = (
+    "id",
+    "tenant_id",
+    "end_user_id",
+    "app_id",
+    "label",
+    "identity",
+    "status",
+    "last_verified_at",
+    "last_verification_error",
+    "created_at",
+    "updated_at",
+)
+
+
+def offered_apps_with_credentials(*, session: ConnectSession, query: str = "") -> list[OfferedApp]:
+    """The session's apps (those matching ``query``, when given), each with the end user's
+    accounts for it, in a fixed query count."""
+    apps_qs = app_list_for_session(session=session)
+    query = " ".join(query.split())[:100]
+    if query:
+        apps_qs = apps_qs.filter(
+            Q(name__icontains=query) | Q(slug__icontains=query) | Q(description__icontains=query)
+        )
+    # Only what the list shows: the apps' JSON definitions and the sealed secrets stay behind.
+    apps = list(apps_qs.only(*LISTED_APP_FIELDS))
     by_app: dict[int, list[Credential]] = defaultdict(list)
-    credentials = Credential.objects.filter(
-        tenant_id=session.tenant_id,
-        end_user_id=session.end_user_id,
-        app_id__in=[app.pk for app in apps],
-    ).order_by("created_at")
+    credentials = (
+        Credential.objects.filter(
+            tenant_id=session.tenant_id,
+            end_user_id=session.end_user_id,
+            app_id__in=[app.pk for app in apps],
+        )
+        .only(*LISTED_CREDENTIAL_FIELDS)
+        .order_by("created_at")
+    )
+    apps_by_id = {app.pk: app for app in apps}
     for credential in credentials:
+        credential.app = apps_by_id[credential.app_id]
         by_app[credential.app_id].append(credential)
     return [OfferedApp(app=app, credentials=by_app[app.pk]) for app in apps]
+
+
+# Reads for the server API (api/): each is scoped to one tenant.
+
+
+def app_get_for_tenant(*, tenant: Tenant, slug: str) -> App | None:
+    """The enabled app a tenant means by ``slug``: its own app first, else the catalog's."""
+    apps = App.objects.filter(Q(tenant__isnull=True) | Q(tenant=tenant), slug=slug, is_enabled=True)
+    # A tenant's own app may share a catalog slug; the tenant's wins.
+    return apps.order_by(F("tenant_id").asc(nulls_last=True)).first()
+
+
+def flow_get(*, tenant: Tenant, flow_id) -> Flow | None:
+    return Flow.objects.filter(tenant=tenant, pk=flow_id).first()
+
+
+def installation_list_for_end_user(
+    *, end_user: EndUser, flow: Flow | None = None, credential: Credential | None = None
+) -> QuerySet[Installation]:
+    """The end user's installations (of ``flow``, using ``credential``), oldest first."""
+    installations = Installation.objects.filter(
+        tenant_id=end_user.tenant_id, end_user=end_user
+    ).select_related("flow", "end_user")
+    if flow is not None:
+        installations = installations.filter(flow=flow)
+    if credential is not None:
+        installations = installations.filter(credential_links__credential=credential)
+    return installations.prefetch_related("credential_links__app", "enabled_workflows").order_by(
+        "created_at", "pk"
+    )
+
+
+@dataclass
+class EndUserIntegration:
+    """One app as the API's ``GET /users/{id}`` shows it (see ``end_user_integrations``)."""
+
+    app: App
+    enabled: bool = False
+    credential: Credential | None = None
+    credentials: list[Credential] = field(default_factory=list)
+    installations: list[Installation] = field(default_factory=list)
+
+
+def end_user_integrations(*, end_user: EndUser) -> dict[str, EndUserIntegration]:
+    """The end user's apps, by slug, each with its accounts and the installations using it.
+
+    An app is listed when the user holds a credential for it or has installed a flow that uses
+    it. ``enabled``: one of those installations is enabled. ``credential``: the account the
+    installations use for the app (an enabled installation's first, the most recently changed
+    first), else the user's newest active credential for it, else None. Four queries.
+    """
+    credentials = list(
+        Credential.objects.filter(tenant_id=end_user.tenant_id, end_user=end_user)
+        .select_related("app", "end_user")
+        .order_by("created_at", "pk")
+    )
+    installations = list(
+        Installation.objects.filter(tenant_id=end_user.tenant_id, end_user=end_user)
+        .select_related("flow")
+        .prefetch_related("flow__apps", "credential_links")
+        .order_by("-enabled", "-updated_at", "pk")
+    )
+    by_app: dict[int, EndUserIntegration] = {}
+    for credential in credentials:
+        entry = by_app.setdefault(credential.app_id, EndUserIntegration(app=credential.app))
+        entry.credentials.append(credential)
+    for installation in installations:
+        for app in installation.flow.apps.all():
+            entry = by_app.setdefault(app.pk, EndUserIntegration(app=app))
+            entry.installations.append(installation)
+    credentials_by_id = {credential.pk: credential for credential in credentials}
+    for app_id, entry in by_app.items():
+        entry.enabled = any(installation.enabled for installation in entry.installations)
+        in_use = [
+            link.credential_id
+            for installation in entry.installations
+            for link in installation.credential_links.all()
+            if link.app_id == app_id and link.credential_id in credentials_by_id
+        ]
+        active = [c for c in entry.credentials if c.status == Credential.Status.ACTIVE]
+        if in_use:
+            entry.credential = credentials_by_id[in_use[0]]
+        elif active:
+            entry.credential = active[-1]
+    return {entry.app.slug: entry for entry in sorted(by_app.values(), key=lambda e: e.app.slug)}
+
+
+def credential_merged_into(*, tenant: Tenant, credential_id) -> Credential | None:
+    """The credential a just-created one was merged into by verification, if it was.
+
+    Verification folds a second connection of the same provider account into the first
+    credential (which keeps its id) and deletes the new row; its ``credential.verified`` event
+    names both.
+    """
+    event = (
+        Event.objects.filter(
+            tenant=tenant,
+            type="credential.verified",
+            data__replaced_credential_id=str(credential_id),
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if event is None:
+        return None
+    return (
+        Credential.objects.select_related("app", "end_user", "tenant")
+        .filter(tenant=tenant, pk=event.data["credential_id"])
+        .first()
+    )
+
+
+def app_get_for_session(*, session: ConnectSession, slug: str) -> App | None:
+    """One of the session's apps by slug; a tenant's own app wins over a catalog namesake."""
+    return (
+        app_list_for_session(session=session)
+        .filter(slug=slug[:64])
+        .order_by(F("tenant_id").desc(nulls_last=True))
+        .first()
+    )
+
+
+def offered_app_with_credentials(*, session: ConnectSession, app: App) -> OfferedApp:
+    credentials = list(
+        Credential.objects.filter(
+            tenant_id=session.tenant_id, end_user_id=session.end_user_id, app=app
+        ).order_by("created_at")
+    )
+    for credential in credentials:
+        credential.app = app
+    return OfferedApp(app=app, credentials=credentials)
+
+
+def credential_get_for_session(*, session: ConnectSession, credential_id) -> Credential | None:
+    """The end user's account, if its app is one the session offers; otherwise None (a 404)."""
+    return (
+        Credential.objects.select_related("app", "tenant", "end_user")
+        .filter(
+            pk=credential_id,
+            tenant_id=session.tenant_id,
+            end_user_id=session.end_user_id,
+            app__in=app_list_for_session(session=session),
+        )
+        .first()
+    )
+
+
+def credential_replaced_by(*, session: ConnectSession, credential_id) -> Credential | None:
+    """The account a just-connected credential turned out to be, as the session may see it."""
+    merged = credential_merged_into(tenant=session.tenant, credential_id=credential_id)
+    if merged is None:
+        return None
+    return credential_get_for_session(session=session, credential_id=merged.pk)
+
+
+def flow_list_for_session(*, session: ConnectSession) -> QuerySet[Flow]:
+    """The flows the session offers: published, in an active deployment (its own, if named)."""
+    flows = Flow.objects.filter(
+        tenant_id=session.tenant_id, status=Flow.Status.PUBLISHED, deployments__is_active=True
+    )
+    if session.deployment_id is not None:
+        flows = flows.filter(deployments=session.deployment_id)
+    return flows.distinct()
+
+
+def flow_get_for_session(*, session: ConnectSession, flow_id, app: App | None = None):
+    flows = flow_list_for_session(session=session)
+    if app is not None:
+        flows = flows.filter(apps=app)
+    try:
+        return flows.filter(pk=flow_id).first()
+    except (ValueError, TypeError, ValidationError):
+        return None
+
+
+@dataclass
+class FlowForAccount:
+    """A flow that uses an account's app, with the end user's installation of it for that
+    account (or None when it is not installed for it)."""
+
+    flow: Flow
+    installation: Installation | None
+    workflows: list[Workflow]
+    enabled_workflow_keys: set[str]
+
+
+def flows_for_credential(
+    *, session: ConnectSession, credential: Credential
+) -> list[FlowForAccount]:
+    """The session's flows that use the account's app, each with its installation for the
+    account, in a fixed number of queries."""
+    flows = list(
+        flow_list_for_session(session=session)
+        .filter(apps=credential.app_id)
+        .order_by("name", "pk")
+        .prefetch_related(Prefetch("workflows", queryset=Workflow.objects.order_by("name")))
+    )
+    links = (
+        InstallationCredential.objects.filter(
+            credential=credential, installation__flow__in=[flow.pk for flow in flows]
+        )
+        .select_related("installation")
+        .prefetch_related("installation__enabled_workflows")
+    )
+    by_flow: dict = {}
+    for link in links:
+        by_flow.setdefault(link.installation.flow_id, link.installation)
+    result = []
+    for flow in flows:
+        installation = by_flow.get(flow.pk)
+        if installation is not None:
+            installation.flow = flow
+        keys = {wf.key for wf in installation.enabled_workflows.all()} if installation else set()
+        result.append(
+            FlowForAccount(
+                flow=flow,
+                installation=installation,
+                workflows=list(flow.workflows.all()),
+                enabled_workflow_keys=keys,
+            )
+        )
+    return result
+
+
+def oauth_attempt_get_for_session(*, session: ConnectSession, attempt_id) -> OAuthAttempt | None:
+    try:
+        return (
+            OAuthAttempt.objects.select_related(
+                "app", "tenant", "credential", "session__end_user", "session__tenant"
+            )
+            .filter(pk=attempt_id, session=session)
+            .first()
+        )
+    except (ValueError, TypeError, ValidationError):
+        return None

@@ -93,8 +93,15 @@ def _check_credential(end_user: EndUser, flow: Flow, credential: Credential) -> 
         )
 
 
+def _apps_needing_accounts(flow: Flow):
+    """The flow's apps an end user must connect: all but the tenant's own product."""
+    return (
+        flow.apps.exclude(pk=flow.tenant.own_app_id) if flow.tenant.own_app_id else flow.apps.all()
+    )
+
+
 def _is_complete(installation: Installation) -> bool:
-    app_ids = set(installation.flow.apps.values_list("pk", flat=True))
+    app_ids = set(_apps_needing_accounts(installation.flow).values_list("pk", flat=True))
     linked = set(
         installation.credential_links.filter(credential__status__in=USABLE_STATUSES).values_list(
             "app_id", flat=True
@@ -162,7 +169,7 @@ def installation_install(
     )
     installation.enabled_workflows.set(flow.workflows.filter(enabled_by_default=True))
     chosen = {credential.app_id: credential} if credential is not None else {}
-    for app in flow.apps.all():
+    for app in _apps_needing_accounts(flow):
         if app.pk in chosen:
             _link(installation, chosen[app.pk])
             continue
@@ -219,7 +226,7 @@ def installation_set_enabled(
     *, installation: Installation, enabled: bool, actor: Actor
 ) -> Installation:
     if enabled and not _is_complete(installation):
-        missing = installation.flow.apps.exclude(
+        missing = _apps_needing_accounts(installation.flow).exclude(
             pk__in=installation.credential_links.filter(
                 credential__status__in=USABLE_STATUSES
             ).values("app_id")

@@ -1,21 +1,191 @@
-// The connect modal's behaviour that needs no server: filtering the app list as the user types.
+// The connect modal's behaviour in the browser: closing, focus after navigation, and the OAuth
+// sign-in window. Everything else is htmx driven by the server's HTML.
 (function () {
   "use strict";
-  function filterApps() {
-    var input = document.getElementById("app-search");
-    if (!input) return;
-    var query = input.value.trim().toLowerCase();
-    var shown = 0;
-    document.querySelectorAll(".portal-app").forEach(function (item) {
-      var match = !query || item.dataset.appName.indexOf(query) !== -1;
-      item.hidden = !match;
-      if (match) shown += 1;
-    });
-    var empty = document.getElementById("app-search-empty");
-    if (empty) empty.hidden = shown !== 0 || !document.querySelector(".portal-app");
+
+  var bridge = window.PortalBridge || { post: function () {}, isEmbedded: function () { return false; } };
+
+  // --- Closing: a visible button when a page embeds or opened us, and Escape. ----------------
+  var openedByPage = window.parent !== window || !!window.opener;
+
+  function closeModal() {
+    bridge.post("close", {});
+    if (window.parent === window && window.opener) {
+      window.close();
+    }
   }
-  document.addEventListener("input", function (event) {
-    if (event.target && event.target.id === "app-search") filterApps();
+
+  function setUpClose() {
+    var bar = document.querySelector("[data-portal-topbar]");
+    if (bar && openedByPage) bar.hidden = false;
+    document.querySelectorAll("[data-portal-close]").forEach(function (button) {
+      button.addEventListener("click", closeModal);
+    });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || event.defaultPrevented || !openedByPage) return;
+    var target = event.target;
+    // Escape first clears a search box or closes an open <details>, as people expect.
+    if (target && target.type === "search" && target.value) return;
+    var details = target && target.closest && target.closest("details[open]");
+    if (details) {
+      details.open = false;
+      var summary = details.querySelector("summary");
+      if (summary) summary.focus();
+      return;
+    }
+    closeModal();
   });
-  document.addEventListener("htmx:afterSwap", filterApps);
+
+  // --- Focus: after a view is swapped in, move to its heading (or the marked control). --------
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail && event.detail.elt;
+    var view = document.getElementById("view");
+    if (!view || !target) return;
+    if (target === view || target.id === "view") {
+      var first = view.querySelector("[data-autofocus]") || view.querySelector(".has-error input, .has-error select");
+      (first || view).focus({ preventScroll: true });
+      if (!first) window.scrollTo({ top: 0 });
+    }
+  });
+
+  // --- OAuth: the provider's page opens in a popup; if popups are blocked, the link's own
+  // target (the whole window) is used instead, and the callback leads back here. -----------
+  var signIn = null; // {popup, attempt, navigatedAt, severed, timer}
+  var SEVER_WINDOW_MS = 2500;
+
+  function stopWatching() {
+    if (signIn && signIn.timer) window.clearInterval(signIn.timer);
+  }
+
+  function writeWaiting(popup, appName) {
+    try {
+      popup.document.title = "Connecting " + appName + "…";
+      popup.document.body.style.font = "16px system-ui, sans-serif";
+      popup.document.body.style.padding = "2rem";
+      popup.document.body.textContent = "Opening " + appName + "…";
+    } catch (error) { /* not ours to write: fine */ }
+  }
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a[data-oauth-start]");
+    if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    var features = "popup=yes,width=520,height=720,left=" +
+      Math.max(0, Math.round(window.screenX + (window.outerWidth - 520) / 2)) + ",top=" +
+      Math.max(0, Math.round(window.screenY + (window.outerHeight - 720) / 2));
+    var popup = null;
+    try {
+      popup = window.open("", "portal-oauth", features);
+    } catch (error) {
+      popup = null;
+    }
+    if (!popup) {
+      // Blocked: let the link do a full-page redirect (its href, target _top).
+      return;
+    }
+    event.preventDefault();
+    stopWatching();
+    writeWaiting(popup, link.getAttribute("data-app-name") || "the provider");
+    signIn = { popup: popup, attempt: null, navigatedAt: 0, severed: false, timer: null };
+    var values = {};
+    if (link.getAttribute("data-oauth-flow")) values.flow = link.getAttribute("data-oauth-flow");
+    if (link.getAttribute("data-oauth-credential")) values.credential = link.getAttribute("data-oauth-credential");
+    var view = document.getElementById("view");
+    var status = (view && view.querySelector("#oauth-status")) || document.getElementById("oauth-status");
+    htmx.ajax("POST", link.getAttribute("data-oauth-start"), {
+      source: link,
+      target: status || "#view",
+      swap: "innerHTML",
+      values: values,
+    }).then(function () {
+      if (signIn && signIn.popup === popup && !signIn.attempt) {
+        // The start was refused (the reason is shown in the modal): no window to keep.
+        try { popup.close(); } catch (error) { /* already gone */ }
+      }
+    });
+  });
+
+  document.addEventListener("portal-oauth-open", function (event) {
+    if (!signIn || !event.detail || !event.detail.url) return;
+    signIn.attempt = event.detail.attempt;
+    signIn.navigatedAt = Date.now();
+    try {
+      signIn.popup.location.replace(event.detail.url);
+    } catch (error) {
+      signIn.popup = window.open(event.detail.url, "portal-oauth");
+    }
+    watchPopup();
+  });
+
+  function attemptElement() {
+    var element = document.getElementById("oauth-attempt");
+    if (!element || !signIn || element.getAttribute("data-attempt") !== signIn.attempt) return null;
+    return element;
+  }
+
+  function watchPopup() {
+    stopWatching();
+    signIn.timer = window.setInterval(function () {
+      if (!signIn || !signIn.popup || !signIn.popup.closed) return;
+      stopWatching();
+      var element = attemptElement();
+      if (!element) return;
+      if (Date.now() - signIn.navigatedAt < SEVER_WINDOW_MS) {
+        // A provider with Cross-Origin-Opener-Policy cuts the popup off from us as soon as it
+        // loads: the window looks closed but the person is signing in. Keep waiting; the
+        // attempt's polling brings the result, and Cancel is there if they give up.
+        signIn.severed = true;
+        var hint = element.querySelector("[data-oauth-severed-hint]");
+        if (hint) hint.hidden = false;
+        var show = element.querySelector("[data-oauth-focus]");
+        if (show) show.hidden = true;
+        return;
+      }
+      var cancel = element.querySelector("[data-oauth-cancel]");
+      if (cancel) {
+        // From the attempt's own element: the button's hx-vals say "cancelled", not "closed".
+        htmx.ajax("POST", cancel.getAttribute("hx-post"), {
+          source: element,
+          target: "#view",
+          swap: "outerHTML",
+          values: { reason: "closed" },
+        });
+      }
+    }, 400);
+  }
+
+  // The callback page says it is done: ask the server now instead of at the next poll.
+  window.addEventListener("message", function (event) {
+    if (event.origin !== window.location.origin) return;
+    var data = event.data;
+    if (!data || data.source !== "connect-portal-oauth" || typeof data.attempt !== "string") return;
+    var element = document.getElementById("oauth-attempt");
+    if (element && element.getAttribute("data-attempt") === data.attempt) {
+      htmx.trigger(element, "portal-refresh");
+    }
+  });
+
+  // Show the sign-in window again when it went behind the modal.
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest || !event.target.closest("[data-oauth-focus]")) return;
+    if (signIn && signIn.popup && !signIn.popup.closed) {
+      try { signIn.popup.focus(); } catch (error) { /* not reachable */ }
+    }
+  });
+
+  // When the attempt ends (its element leaves the page), the popup has no more use.
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!signIn || !signIn.attempt) return;
+    if (document.getElementById("oauth-attempt")) return;
+    stopWatching();
+    try { if (signIn.popup && !signIn.popup.closed) signIn.popup.close(); } catch (error) { /* gone */ }
+    signIn = null;
+  });
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", setUpClose);
+  } else {
+    setUpClose();
+  }
 })();

@@ -143,9 +143,11 @@
     closeButton.type = "button";
     closeButton.setAttribute("aria-label", "Close");
     closeButton.textContent = "\u00d7";
+    // Outside the dialog box, so it never sits on the modal's own close button; it still
+    // closes the overlay when the modal cannot load (an origin the tenant does not allow).
     closeButton.style.cssText =
-      "position:absolute;top:6px;right:8px;z-index:1;border:0;background:transparent;" +
-      "font-size:24px;line-height:1;cursor:pointer;color:#334155;padding:4px 8px;";
+      "position:fixed;top:10px;right:14px;z-index:2147483001;border:0;background:transparent;" +
+      "font-size:28px;line-height:1;cursor:pointer;color:#fff;padding:4px 10px;";
     var self = this;
     closeButton.addEventListener("click", function () {
       self.close();
@@ -153,8 +155,8 @@
     overlay.addEventListener("click", function (event) {
       if (event.target === overlay) self.close();
     });
-    box.appendChild(closeButton);
     box.appendChild(frame);
+    overlay.appendChild(closeButton);
     overlay.appendChild(box);
     root.document.body.appendChild(overlay);
     root.document.addEventListener("keydown", this._onKeydown);

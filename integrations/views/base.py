@@ -1,0 +1,179 @@
+"""What every modal view shares: the embedding page's parameters, the template context, the
+choice between a whole page and a partial, and the events handed to the embedding page."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.templatetags.static import static
+from django_htmx.http import trigger_client_event
+
+from accounts.models import Credential
+from accounts.validators import origin_of
+from integrations.connect_session import EMBED_HEADER, SESSION_HEADER, embed_for
+from integrations.models import OAuthAttempt
+from integrations.theme import session_theme
+
+EVENT_NAME = "portal-events"
+
+
+@lru_cache(maxsize=1024)
+def _icon_url(icon: str) -> str:
+    if icon.startswith("https://"):
+        return icon
+    return static(icon or "integrations/icons/default.svg")
+
+
+def app_icon_url(app) -> str:
+    """An app's icon: an https URL as it is, or one of our static files (the default one)."""
+    return _icon_url(app.icon or "")
+
+
+def modal_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    session = request.connect_session
+    token = request.connect_token
+    embed = embed_for(request)
+    headers = {SESSION_HEADER: token}
+    if embed.query:
+        headers[EMBED_HEADER] = embed.query
+    context = {
+        "session": session,
+        "token": token,
+        "theme": session_theme(session),
+        "embed": embed,
+        "keep": f"?{embed.query}" if embed.query else "",
+        "keep_amp": f"&{embed.query}" if embed.query else "",
+        "hx_headers": json.dumps(headers),
+        "portal_origin": origin_of(settings.PORTAL_BASE_URL) or "",
+        **extra,
+    }
+    if "app" in extra and extra["app"] is not None:
+        context["icon_url"] = app_icon_url(extra["app"])
+    return context
+
+
+def page(
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    *,
+    partial: str = "view",
+    status: int = 200,
+) -> HttpResponse:
+    """The whole page for a navigation, the named partial for an htmx request."""
+    name = f"{template}#{partial}" if request.htmx else template
+    return render(request, name, context, status=status)
+
+
+def prompt(kind: str, text: str) -> dict[str, str]:
+    """The modal's own success or failure message (hidden when the SDK asks)."""
+    return {"kind": kind, "text": text}
+
+
+def authorization_event(
+    name: str,
+    *,
+    app_slug: str,
+    credential: Credential | None = None,
+    identity: str = "",
+    flow_id: Any = None,
+    already_exists: bool = False,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """One event of the embedding-page protocol, shaped as the JS SDK documents it."""
+    data: dict[str, Any] = {
+        "identity": (credential.identity if credential is not None else "") or identity,
+        "authorizationId": str(credential.pk) if credential is not None else None,
+        "flowId": str(flow_id) if flow_id else None,
+        "alreadyExists": already_exists,
+        "app": app_slug,
+    }
+    if reason is not None:
+        data["reason"] = reason
+    return {"event": name, "data": data}
+
+
+def credential_outcome_event(
+    credential: Credential, *, flow_id: Any = None, already_exists: bool = False
+) -> dict[str, Any] | None:
+    """did-add-authorization or did-fail-authorization-verification, once the result is in."""
+    if credential.status == Credential.Status.ACTIVE:
+        return authorization_event(
+            "did-add-authorization",
+            app_slug=credential.app.slug,
+            credential=credential,
+            flow_id=flow_id,
+            already_exists=already_exists,
+        )
+    if credential.status in (Credential.Status.INVALID, Credential.Status.EXPIRED):
+        return authorization_event(
+            "did-fail-authorization-verification",
+            app_slug=credential.app.slug,
+            credential=credential,
+            flow_id=flow_id,
+            already_exists=already_exists,
+            reason=credential.last_verification_error or credential.get_status_display(),
+        )
+    return None
+
+
+def credential_outcome_prompt(credential: Credential, *, already_exists: bool = False):
+    app, who = credential.app.name, credential.display_name
+    if credential.status == Credential.Status.ACTIVE:
+        if already_exists:
+            return prompt("success", f"{who} was already connected to {app}; it is now up to date.")
+        return prompt("success", f"Connected {who} to {app}.")
+    if credential.status in (Credential.Status.INVALID, Credential.Status.EXPIRED):
+        return prompt(
+            "error",
+            credential.last_verification_error or f"{app} did not accept the account.",
+        )
+    return None
+
+
+def publish(response: HttpResponse, events: list[dict[str, Any] | None]) -> HttpResponse:
+    """Hand events to modal.js (through HX-Trigger), which posts them to the embedding page."""
+    events = [event for event in events if event]
+    if events:
+        trigger_client_event(response, EVENT_NAME, {"events": events})
+    return response
+
+
+@dataclass(frozen=True)
+class AttemptSummary:
+    credential: Credential | None
+    prompt: dict[str, str] | None
+    event: dict[str, Any] | None
+
+
+def attempt_summary(attempt: OAuthAttempt) -> AttemptSummary:
+    """What a finished attempt tells the person (the prompt) and the embedding page (event)."""
+    if not attempt.is_finished:
+        return AttemptSummary(None, None, None)
+    flow_id = attempt.flow_id
+    credential = attempt.credential
+    if credential is not None:
+        credential = (
+            Credential.objects.select_related("app").filter(pk=credential.pk).first() or credential
+        )
+    if attempt.outcome == OAuthAttempt.Outcome.CONNECTED and credential is not None:
+        event = credential_outcome_event(
+            credential, flow_id=flow_id, already_exists=attempt.already_existed
+        )
+        kind = "success" if credential.status == Credential.Status.ACTIVE else "info"
+        return AttemptSummary(credential, prompt(kind, attempt.message), event)
+    event = authorization_event(
+        "did-fail-authorization-verification",
+        app_slug=attempt.app.slug,
+        credential=credential,
+        identity=attempt.identity,
+        flow_id=flow_id,
+        reason=attempt.error_code or attempt.outcome,
+    )
+    return AttemptSummary(credential, prompt("error", attempt.message), event)

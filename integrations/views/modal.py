@@ -1,0 +1,223 @@
+"""The modal's pages: the app list (with search and the deep link) and one app's panel, where
+an account is connected with the app's form or its sign-in window."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.models import Credential
+from integrations.connect_session import connect_session_required
+from integrations.forms import CredentialFieldsForm
+from integrations.models import App, OAuthAttempt
+from integrations.selectors import (
+    app_get_for_session,
+    credential_get_for_session,
+    credential_replaced_by,
+    flow_get_for_session,
+    oauth_attempt_get_for_session,
+    offered_app_with_credentials,
+    offered_apps_with_credentials,
+)
+from integrations.views.base import (
+    app_icon_url,
+    attempt_summary,
+    credential_outcome_event,
+    credential_outcome_prompt,
+    modal_context,
+    page,
+    prompt,
+    publish,
+)
+
+LIST_TEMPLATE = "connect/modal.html"
+APP_TEMPLATE = "connect/app.html"
+
+
+def not_found(request: HttpRequest, message: str) -> HttpResponse:
+    """The list, with a message: what was asked for is not in this session."""
+    return render_app_list(request, prompt_=prompt("error", message), status=404)
+
+
+def render_app_list(
+    request: HttpRequest, *, prompt_: dict | None = None, status: int = 200, events=()
+) -> HttpResponse:
+    query = request.GET.get("q", "")[:100]
+    offered = offered_apps_with_credentials(session=request.connect_session, query=query)
+    for item in offered:
+        item.icon_url = app_icon_url(item.app)
+    context = modal_context(
+        request,
+        offered=offered,
+        query=query,
+        prompt=prompt_,
+    )
+    if request.htmx and request.htmx.target == "app-list":
+        return render(request, f"{LIST_TEMPLATE}#app-list", context, status=status)
+    return publish(page(request, LIST_TEMPLATE, context, status=status), list(events))
+
+
+def flow_from_request(request: HttpRequest, app: App, data=None):
+    flow_id = (data or request.GET).get("flow") or request.GET.get("flow")
+    if not flow_id:
+        return None
+    return flow_get_for_session(session=request.connect_session, flow_id=flow_id, app=app)
+
+
+def render_app_panel(
+    request: HttpRequest,
+    app: App,
+    *,
+    form: CredentialFieldsForm | None = None,
+    attempt: OAuthAttempt | None = None,
+    highlight: Any = None,
+    flow=None,
+    prompt_: dict | None = None,
+    events: list | tuple = (),
+    status: int = 200,
+    initial_events: list | tuple = (),
+) -> HttpResponse:
+    """One app: the accounts connected to it, and how to connect (another) one."""
+    session = request.connect_session
+    item = offered_app_with_credentials(session=session, app=app)
+    usable = [c for c in item.credentials if c.status != Credential.Status.REVOKED]
+    can_add = session.allow_multiple or not usable
+    if form is None and not app.is_oauth2:
+        form = CredentialFieldsForm(app=app, prefix_id=f"connect-{app.slug}")
+    context = modal_context(
+        request,
+        app=app,
+        item=item,
+        form=form,
+        can_add=can_add,
+        open_form=bool(form is not None and form.is_bound and form.errors) or not usable,
+        attempt=attempt,
+        highlight=str(highlight) if highlight else "",
+        flow=flow,
+        prompt=prompt_,
+        initial_events=[event for event in initial_events if event],
+    )
+    return publish(page(request, APP_TEMPLATE, context, status=status), list(events))
+
+
+@require_GET
+@connect_session_required
+def modal(request: HttpRequest) -> HttpResponse:
+    """The modal's entry: the app list, or straight to one app (``?app=``, the deep link), or
+    the outcome of a sign-in that came back by a full-page redirect (``?attempt=``)."""
+    session = request.connect_session
+    attempt_id = request.GET.get("attempt")
+    if attempt_id:
+        attempt = oauth_attempt_get_for_session(session=session, attempt_id=attempt_id)
+        if attempt is not None:
+            summary = attempt_summary(attempt)
+            return render_app_panel(
+                request,
+                attempt.app,
+                highlight=summary.credential.pk if summary.credential else None,
+                flow=attempt.flow,
+                prompt_=summary.prompt,
+                initial_events=[summary.event],
+            )
+    slug = request.GET.get("app")
+    if slug:
+        app = app_get_for_session(session=session, slug=slug)
+        if app is None:
+            return not_found(request, f"“{slug[:64]}” is not one of the apps you can connect here.")
+        return render_app_panel(request, app, flow=flow_from_request(request, app))
+    return render_app_list(request)
+
+
+@require_GET
+@connect_session_required
+def app_panel(request: HttpRequest, slug: str) -> HttpResponse:
+    app = app_get_for_session(session=request.connect_session, slug=slug)
+    if app is None:
+        return not_found(request, f"“{slug}” is not one of the apps you can connect here.")
+    return render_app_panel(request, app, flow=flow_from_request(request, app))
+
+
+# The modal has no cookie-based session, so Django's CSRF cookie cannot be relied on inside a
+# third-party iframe; connect_session_required demands the X-Portal-Session header on writes,
+# which a cross-site page cannot send, and that is what protects this view.
+@csrf_exempt
+@require_POST
+@connect_session_required
+def credential_create(request: HttpRequest, slug: str) -> HttpResponse:
+    """Submit an app's API-key or basic form: stored pending, then verified."""
+    session = request.connect_session
+    app = app_get_for_session(session=session, slug=slug)
+    if app is None:
+        return not_found(request, f"“{slug}” is not one of the apps you can connect here.")
+    flow = flow_from_request(request, app, request.POST)
+    if app.is_oauth2:
+        return render_app_panel(
+            request,
+            app,
+            flow=flow,
+            prompt_=prompt("error", f"{app.name} connects through its sign-in window."),
+            status=422,
+        )
+    form = CredentialFieldsForm(request.POST, app=app, prefix_id=f"connect-{app.slug}")
+    credential = form.save(session=session) if form.is_valid() else None
+    if credential is None:
+        problems = form.non_field_errors()
+        return render_app_panel(
+            request,
+            app,
+            form=form,
+            flow=flow,
+            prompt_=prompt(
+                "error",
+                " ".join(problems) if problems else "Check the highlighted fields and try again.",
+            ),
+            status=422,
+        )
+    current, already_existed = connection_result(request, credential.pk)
+    if current is None:
+        return render_app_panel(
+            request, app, flow=flow, prompt_=prompt("error", "The account could not be saved.")
+        )
+    return render_app_panel(
+        request,
+        app,
+        highlight=current.pk,
+        flow=flow,
+        prompt_=credential_outcome_prompt(current, already_exists=already_existed),
+        events=[
+            credential_outcome_event(
+                current, flow_id=flow.pk if flow else None, already_exists=already_existed
+            )
+        ],
+    )
+
+
+def connection_result(request: HttpRequest, credential_id) -> tuple[Credential | None, bool]:
+    """The account a connection ended up as: itself, or the existing account with the same
+    identity that verification updated instead (then ``already_existed`` is True)."""
+    session = request.connect_session
+    credential = credential_get_for_session(session=session, credential_id=credential_id)
+    if credential is not None:
+        return credential, False
+    twin = credential_replaced_by(session=session, credential_id=credential_id)
+    return twin, twin is not None
+
+
+def removal_event(data: dict) -> dict:
+    return {
+        "event": "did-remove-authorization",
+        "data": {
+            "authorizationId": data.get("credential_id"),
+            "app": data.get("app"),
+            "identity": data.get("identity", ""),
+        },
+    }
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """A trivial answer from the same server, for load-balancer checks and the benchmark."""
+    return HttpResponse("ok", content_type="text/plain")
