@@ -57,3 +57,35 @@ def credential_list_for_end_user(
     if app_ids is not None:
         credentials = credentials.filter(app_id__in=app_ids)
     return credentials.order_by("app_id", "created_at")
+
+
+def end_user_list(*, tenant: Tenant) -> QuerySet[EndUser]:
+    """The tenant's end users, oldest first (the API pages through them by creation)."""
+    return EndUser.objects.filter(tenant=tenant).order_by("created_at", "pk")
+
+
+def credential_get(*, tenant: Tenant, credential_id) -> Credential | None:
+    """One of the tenant's credentials, or None (another tenant's is None too)."""
+    return (
+        Credential.objects.select_related("app", "end_user", "tenant")
+        .filter(tenant=tenant, pk=credential_id)
+        .first()
+    )
+
+
+def credential_list(
+    *,
+    tenant: Tenant,
+    end_user: EndUser | None = None,
+    app_id: int | None = None,
+    status: str | None = None,
+) -> QuerySet[Credential]:
+    """The tenant's credentials, filtered, oldest first (a stable order for cursor pages)."""
+    credentials = Credential.objects.select_related("app", "end_user").filter(tenant=tenant)
+    if end_user is not None:
+        credentials = credentials.filter(end_user=end_user)
+    if app_id is not None:
+        credentials = credentials.filter(app_id=app_id)
+    if status is not None:
+        credentials = credentials.filter(status=status)
+    return credentials.order_by("created_at", "pk")

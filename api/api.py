@@ -1,21 +1,92 @@
-"""The server API at /api/v1: tenant-key auth, one error shape, OpenAPI at /api/v1/openapi.json."""
+"""The server API at /api/v1: tenant-key auth, one error shape, OpenAPI at /api/v1/openapi.json.
+
+Every operation is rate-limited per API key (``PORTAL_API_RATE_LIMIT``); the POSTs that create
+things honour ``Idempotency-Key``.
+"""
+
+from typing import Any
 
 from ninja import NinjaAPI
 
 from api.auth import TenantKeyAuth
+from api.credentials import router as credentials_router
 from api.errors import install_error_handlers
+from api.installations import router as installations_router
+from api.proxy import router as proxy_router
 from api.sessions import router as sessions_router
+from api.throttling import TenantKeyRateThrottle
+from api.users import router as users_router
 
-api = NinjaAPI(
+DESCRIPTION = """
+Create connect sessions for your users, and manage their connected accounts, installations and
+proxied requests.
+
+**Authentication**: a tenant secret key (`cp_sk_…`, from the admin) as a Bearer token:
+`Authorization: Bearer cp_sk_…`. Everything you can reach belongs to that key's tenant; another
+tenant's object is a 404, exactly like one that does not exist.
+
+**Errors** always have one shape, with a machine-readable `code` and, for input problems, the
+fields at fault: `{"error": {"code": "validation_error", "message": "…", "fields": {"email":
+"…"}}}`. Statuses: 400, 401, 404, 405, 409, 413, 422, 429, 5xx.
+
+**Rate limits**: per API key (1000 requests a minute unless your deployment says otherwise);
+over it the answer is 429 `rate_limited` with `Retry-After` in seconds.
+
+**Idempotency**: the POSTs that create things accept an `Idempotency-Key` header. Retrying with
+the same key and body replays the first successful answer (marked `Idempotent-Replayed: true`)
+instead of creating twice; the same key with another body is a 422 `idempotency_key_reused`;
+while the first request runs, a 409 `idempotency_key_in_progress`. Keys last 24 hours.
+
+**Pagination**: list endpoints answer `{"data": [...], "next_cursor": "..."}`, oldest first;
+pass `next_cursor` back as `cursor` until it is `null`.
+"""
+
+ERROR_DESCRIPTIONS = {
+    400: "The body could not be parsed (not JSON).",
+    401: "The API key is missing, wrong or revoked.",
+    422: "The input is not valid; `fields` names each problem.",
+    429: "Too many requests for this API key; see `Retry-After`.",
+}
+
+
+class PortalNinjaAPI(NinjaAPI):
+    """Documents the errors every operation can answer, in the one error shape.
+
+    The error handlers answer 401, 422 and 429 (and 400 for an unparseable body) on any
+    operation, whether or not its route lists them; the schema says so for each.
+    """
+
+    def get_openapi_schema(self, **kwargs: Any):
+        schema = super().get_openapi_schema(**kwargs)
+        for methods in schema["paths"].values():
+            for operation in methods.values():
+                statuses = [401, 422, 429] + ([400] if "requestBody" in operation else [])
+                for status in statuses:
+                    operation["responses"].setdefault(
+                        str(status),
+                        {
+                            "description": ERROR_DESCRIPTIONS[status],
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/ErrorOut"}
+                                }
+                            },
+                        },
+                    )
+        return schema
+
+
+api = PortalNinjaAPI(
     title="Connect portal API",
     version="1",
-    description=(
-        "Create connect sessions for your users, and manage their connected accounts, "
-        "installations and proxied requests. Authenticate with a tenant secret key as a "
-        'Bearer token. Errors are `{"error": {"code", "message"}}`.'
-    ),
+    description=DESCRIPTION,
     urls_namespace="api",
     auth=TenantKeyAuth(),
+    throttle=[TenantKeyRateThrottle()],
 )
 install_error_handlers(api)
 api.add_router("", sessions_router)
+api.add_router("", users_router)
+api.add_router("", credentials_router)
+api.add_router("", installations_router)
+api.add_router("", proxy_router)

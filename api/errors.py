@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
@@ -12,6 +14,16 @@ from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationEr
 from portal.errors import DomainError
 
 logger = logging.getLogger(__name__)
+
+
+HTTP_ERROR_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+}
 
 
 class ErrorDetail(Schema):
@@ -71,11 +83,33 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(HttpError)
     def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-        return error_response(exc.status_code, f"http_{exc.status_code}", exc.message)
+        code = HTTP_ERROR_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        message = exc.message
+        if exc.status_code == 400 and message == "Cannot parse request body":
+            message = (
+                "The request body could not be parsed: send JSON with "
+                "'Content-Type: application/json'."
+            )
+        return error_response(exc.status_code, code, message)
 
     @api.exception_handler(DomainError)
     def domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
         return error_response(exc.status, exc.code, exc.message, exc.fields)
+
+    @api.exception_handler(DjangoValidationError)
+    def model_validation_error(request: HttpRequest, exc: DjangoValidationError) -> HttpResponse:
+        if hasattr(exc, "error_dict"):
+            fields = {key: " ".join(messages) for key, messages in exc.message_dict.items()}
+        else:
+            fields = {}
+        message = "; ".join(f"{k}: {v}" for k, v in fields.items()) or " ".join(exc.messages)
+        return error_response(
+            422, "validation_error", f"The request is not valid: {message}", fields or None
+        )
+
+    @api.exception_handler(RequestDataTooBig)
+    def too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        return error_response(413, "payload_too_large", "The request body is too large.")
 
     @api.exception_handler(Http404)
     def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:

@@ -15,8 +15,11 @@ class ApiErrorShapeMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not request.path.startswith(API_PREFIX) or response.get("Content-Type", "").startswith(
-            "application/json"
+        if (
+            not request.path.startswith(API_PREFIX)
+            or response.get("Content-Type", "").startswith("application/json")
+            # A proxied upstream's answer is returned as the upstream gave it.
+            or getattr(response, "portal_upstream", False)
         ):
             return response
         if response.status_code == 404:

@@ -1,0 +1,129 @@
+"""The proxy endpoint: ``/api/v1/proxy/{app}/{path}`` in any method, as one connected account."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from ninja import Router
+
+from accounts.services.audit import Actor
+from api.app_settings import app_settings
+from api.schemas import errors
+from integrations.services.proxy import ProxyCall, ProxyLimits, proxy_forward
+
+router = Router(tags=["proxy"])
+
+CREDENTIAL_HEADER = "X-Portal-Credential"
+USER_HEADER = "X-Portal-User"
+PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+PROXY_DESCRIPTION = f"""
+Sends the request to the app's API base URL joined with `path`, as one of the user's connected
+accounts, and answers with the upstream's status, body and safe headers (`Content-Type`,
+caching, `Retry-After`, rate-limit headers), plus `{CREDENTIAL_HEADER}` naming the account used.
+
+- **Which account**: `{CREDENTIAL_HEADER}: <credential id>`; or name the user with
+  `{USER_HEADER}: <your user id>` (or a `user` query parameter when that header is absent; it
+  is then not forwarded) and their only usable account for the app is used. None or several:
+  422 (`no_credential`, `ambiguous_credential`).
+- **Auth**: the account's auth is applied exactly as verification applies it; an OAuth2 token
+  due for refresh is refreshed first. Your `Authorization`, `Cookie` and `X-Portal-*` headers
+  and hop-by-hop headers are never forwarded.
+- **Where**: only under the app's base URL. A path with `..`, an encoded `.`/`/`/`\\`, a
+  backslash, a leading `/` or a scheme is a 400 (`invalid_proxy_path`). Redirects are followed
+  only while they stay under the base URL; one leaving it is a 502
+  (`upstream_redirect_refused`).
+- **Limits**: the upstream must answer within {app_settings.PROXY_READ_TIMEOUT:g} s (else 504
+  `upstream_timeout`) with at most {app_settings.PROXY_MAX_RESPONSE_BYTES // (1024 * 1024)} MB
+  (else 502 `upstream_response_too_large`); unreachable is 502 `upstream_unreachable`.
+- Every call is in the tenant's audit log with the credential used (never the secret).
+
+An answer with `{CREDENTIAL_HEADER}` came from the upstream, whatever its status; one without
+it is the proxy's own, in the API's error shape.
+"""
+
+UPSTREAM_RESPONSE = {
+    "description": "The upstream's answer, whatever its status and content type.",
+    "headers": {
+        CREDENTIAL_HEADER: {
+            "description": "The credential the call used.",
+            "schema": {"type": "string", "format": "uuid"},
+        }
+    },
+    "content": {"*/*": {"schema": {}}},
+}
+
+
+PROXY_OPENAPI_EXTRA = {
+    "responses": {"default": UPSTREAM_RESPONSE},
+    "parameters": [
+        {
+            "in": "header",
+            "name": CREDENTIAL_HEADER,
+            "required": False,
+            "description": "The credential id of the account to call as.",
+            "schema": {"type": "string", "format": "uuid"},
+        },
+        {
+            "in": "header",
+            "name": USER_HEADER,
+            "required": False,
+            "description": "Your id for the user, when they have one account for the app.",
+            "schema": {"type": "string", "maxLength": 255},
+        },
+    ],
+}
+
+
+def _limits() -> ProxyLimits:
+    return ProxyLimits(
+        connect_timeout=app_settings.PROXY_CONNECT_TIMEOUT,
+        read_timeout=app_settings.PROXY_READ_TIMEOUT,
+        max_response_bytes=app_settings.PROXY_MAX_RESPONSE_BYTES,
+        max_redirects=app_settings.PROXY_MAX_REDIRECTS,
+    )
+
+
+def proxy(request: HttpRequest, app: str, path: str):
+    query = [(key, value) for key, values in request.GET.lists() for value in values]
+    user = request.headers.get(USER_HEADER)
+    if user is None and "user" in request.GET:
+        user = request.GET["user"]
+        query = [(key, value) for key, value in query if key != "user"]
+    result = proxy_forward(
+        tenant=request.tenant,
+        app_slug=app,
+        call=ProxyCall(
+            method=request.method,
+            path=path,
+            query=query,
+            headers=dict(request.headers),
+            body=request.body,
+        ),
+        credential_id=request.headers.get(CREDENTIAL_HEADER),
+        user_external_id=user,
+        actor=Actor.api_key(request.auth.prefix),
+        limits=_limits(),
+    )
+    response = HttpResponse(result.body, status=result.status_code)
+    del response["Content-Type"]
+    for name, value in result.headers.items():
+        response[name] = value
+    response.setdefault("Content-Type", "application/octet-stream")
+    response[CREDENTIAL_HEADER] = str(result.credential.pk)
+    # The API's middleware reshapes bare 404/405 answers; an upstream's are returned as they are.
+    response.portal_upstream = True
+    return response
+
+
+# One operation per method, so each has its own operationId in the schema.
+for _method in PROXY_METHODS:
+    router.add_api_operation(
+        "/proxy/{app}/{path:path}",
+        [_method],
+        proxy,
+        operation_id=f"proxy_{_method.lower()}",
+        response={**errors(400, 404, 413, 422, 502, 504)},
+        summary=f"Call an app's API as a connected account ({_method})",
+        description=PROXY_DESCRIPTION,
+        openapi_extra=PROXY_OPENAPI_EXTRA,
+    )

@@ -1,0 +1,66 @@
+"""Rate limits per tenant API key, counted in the Django cache (Redis in production).
+
+A fixed window per key: the first request of a window creates its counter, each request adds
+one atomically (``cache.incr``), so concurrent workers share one count without a lock. Over the
+limit, the answer is 429 with ``Retry-After`` set to the seconds left in the window. The rate
+is ``PORTAL_API_RATE_LIMIT`` (default ``"1000/m"``), read on every request.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from django.core.cache import cache
+from django.http import HttpRequest
+from ninja.throttling import BaseThrottle
+
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """``"1000/m"`` → (1000, 60); ``"10/5s"`` → (10, 5)."""
+    count, _, period = rate.partition("/")
+    unit = period[-1:]
+    multiplier = period[:-1] or "1"
+    if unit not in PERIODS or not count.isdigit() or not multiplier.isdigit():
+        raise ValueError(f"Invalid rate {rate!r}: use '<count>/<s|m|h|d>', e.g. '1000/m'.")
+    return int(count), int(multiplier) * PERIODS[unit]
+
+
+class TenantKeyRateThrottle(BaseThrottle):
+    """Counts requests per API key (by its public prefix, never the secret part)."""
+
+    cache_prefix = "api-throttle"
+
+    def __init__(self, rate: str | None = None) -> None:
+        self.fixed_rate = rate
+
+    @property
+    def rate(self) -> str:
+        from api.app_settings import app_settings
+
+        return self.fixed_rate or app_settings.RATE_LIMIT
+
+    def allow_request(self, request: HttpRequest) -> bool:
+        api_key = getattr(request, "auth", None)
+        prefix = getattr(api_key, "prefix", None)
+        if not prefix:
+            return True
+        limit, period = parse_rate(self.rate)
+        now = time.time()
+        window = int(now // period)
+        key = f"{self.cache_prefix}:{prefix}:{period}:{window}"
+        cache.add(key, 0, timeout=period + 1)
+        try:
+            count = cache.incr(key)
+        except ValueError:
+            # The counter expired between add and incr: this request starts the window.
+            cache.set(key, 1, timeout=period + 1)
+            count = 1
+        return count <= limit
+
+    def wait(self) -> float | None:
+        # Stateless (one throttle object serves every thread): the rest of the current window.
+        _, period = parse_rate(self.rate)
+        return max(1.0, math.ceil(period - time.time() % period))
