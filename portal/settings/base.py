@@ -192,3 +192,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# The server API and its proxy (defaults in api/app_settings.py).
+PORTAL_API_RATE_LIMIT = env_str("PORTAL_API_RATE_LIMIT", "1000/m")
+PORTAL_PROXY_READ_TIMEOUT = env_int("PORTAL_PROXY_READ_TIMEOUT", 30)
+PORTAL_PROXY_MAX_RESPONSE_BYTES = env_int("PORTAL_PROXY_MAX_RESPONSE_BYTES", 10 * 1024 * 1024)
