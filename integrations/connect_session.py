@@ -126,6 +126,10 @@ def connect_session_required(view: Callable[..., HttpResponse]) -> Callable[...,
 
 
 def _embedding_origin(request: HttpRequest) -> str:
+    """The page that opened the modal: the SDK's accepted embed_origin, else the Referer's."""
+    accepted = embed_for(request).origin
+    if accepted:
+        return accepted
     referer = request.headers.get("Referer", "")
     origin = origin_of(referer) if referer else None
     own = origin_of(request.build_absolute_uri("/"))

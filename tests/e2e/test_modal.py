@@ -3,13 +3,10 @@ meets it: against live_server and the sandbox provider, popups and iframes inclu
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -18,25 +15,20 @@ from integrations.models import Installation, Workflow
 from sandbox.catalog import SANDBOX_API_KEY, SANDBOX_OAUTH
 from tests import factories
 from tests.connect.helpers import SETTINGS_SCHEMA, World, build_world
+from tests.e2e.browser import (
+    ARGS,
+    ARTIFACTS,
+    CHROMIUM,
+    COOKIE_PROBE,
+    TIMEOUT_MS,
+    cookie_blocking_context,
+)
 
 # Playwright's sync API runs an event loop in this thread; the test's own database work is
 # synchronous and safe.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-TIMEOUT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
@@ -328,29 +320,6 @@ HOST_PAGE = """<!doctype html><html><head><title>Acme</title></head><body>
 </script></body></html>"""
 
 
-def _cookie_blocking_context(playwright, *, block: bool):
-    """A browser profile whose cookie setting blocks third-party cookies (or allows them)."""
-    profile = Path(tempfile.mkdtemp(prefix="portal-chromium-"))
-    (profile / "Default").mkdir()
-    # Chromium's "Block third-party cookies" setting (Settings > Privacy > Third-party cookies).
-    preferences = {
-        "profile": {"cookie_controls_mode": 1 if block else 0, "block_third_party_cookies": block}
-    }
-    (profile / "Default" / "Preferences").write_text(json.dumps(preferences))
-    context = playwright.chromium.launch_persistent_context(
-        str(profile),
-        executable_path=CHROMIUM,
-        args=ARGS,
-        headless=True,
-        viewport={"width": 1000, "height": 860},
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    return context
-
-
-COOKIE_PROBE = "document.cookie = 'probe=1; SameSite=None; Secure; path=/'; document.cookie"
-
-
 @pytest.fixture
 def framed_world(live_server, settings, host_server, transactional_db) -> World:
     """The world, with the host page's origin (another site) allowed to embed the modal."""
@@ -372,7 +341,7 @@ def _host(host_server, live_server, world, **params) -> str:
 def test_the_cookie_probe_sees_third_party_cookies_when_the_browser_allows_them(
     playwright, live_server, host_server, framed_world
 ):
-    context = _cookie_blocking_context(playwright, block=False)
+    context = cookie_blocking_context(playwright, block=False)
     try:
         page = context.new_page()
         page.goto(_host(host_server, live_server, framed_world))
@@ -390,7 +359,7 @@ def test_oauth_works_in_a_cross_site_iframe_with_third_party_cookies_blocked(
 ):
     world = framed_world
     host_url = _host(host_server, live_server, world, app=SANDBOX_OAUTH)
-    context = _cookie_blocking_context(playwright, block=True)
+    context = cookie_blocking_context(playwright, block=True)
     try:
         page = context.new_page()
         page.goto(live_server.url + world.modal_url())

@@ -1,0 +1,42 @@
+"""Launching Debian's chromium for the browser tests, with or without third-party cookies."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+TIMEOUT_MS = 15_000
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# Sets a cookie that a third-party context may only set when third-party cookies are allowed.
+COOKIE_PROBE = "document.cookie = 'probe=1; SameSite=None; Secure; path=/'; document.cookie"
+
+
+def cookie_blocking_context(playwright, *, block: bool, viewport=None):
+    """A browser profile whose cookie setting blocks third-party cookies (or allows them)."""
+    profile = Path(tempfile.mkdtemp(prefix="portal-chromium-"))
+    (profile / "Default").mkdir()
+    # Chromium's "Block third-party cookies" setting (Settings > Privacy > Third-party cookies).
+    preferences = {
+        "profile": {"cookie_controls_mode": 1 if block else 0, "block_third_party_cookies": block}
+    }
+    (profile / "Default" / "Preferences").write_text(json.dumps(preferences))
+    context = playwright.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=CHROMIUM,
+        args=ARGS,
+        headless=True,
+        viewport=viewport or {"width": 1000, "height": 860},
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    return context
