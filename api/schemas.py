@@ -24,6 +24,24 @@ def errors(*statuses: int) -> dict[int, type[ErrorOut]]:
     return {**COMMON_ERRORS, **{status: ErrorOut for status in statuses}}
 
 
+# One credential as the API shows it; reused wherever a credential appears in an example.
+CREDENTIAL_EXAMPLE = {
+    "id": "0b7c6f2e-3a51-4d8e-9a43-5f0d2c7b9e11",
+    "user": "user-42",
+    "app": "stripe",
+    "label": "Production",
+    "identity": "acct_1Nv0FGQ9RKHgCVdK",
+    "status": "active",
+    "secret_hint": "…9f3a",
+    "scopes": [],
+    "expires_at": None,
+    "last_verified_at": "2025-01-15T10:00:05Z",
+    "last_verification_error": "",
+    "created_at": "2025-01-15T10:00:00Z",
+    "updated_at": "2025-01-15T10:00:05Z",
+}
+
+
 class CredentialOut(Schema):
     """A connected account. Never the secret: ``secret_hint`` shows its last characters at most."""
 
@@ -41,27 +59,7 @@ class CredentialOut(Schema):
     created_at: datetime
     updated_at: datetime
 
-    model_config = {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "id": "0b7c6f2e-3a51-4d8e-9a43-5f0d2c7b9e11",
-                    "user": "user-42",
-                    "app": "stripe",
-                    "label": "Production",
-                    "identity": "acct_1Nv0FGQ9RKHgCVdK",
-                    "status": "active",
-                    "secret_hint": "…9f3a",
-                    "scopes": [],
-                    "expires_at": None,
-                    "last_verified_at": "2025-01-15T10:00:05Z",
-                    "last_verification_error": "",
-                    "created_at": "2025-01-15T10:00:00Z",
-                    "updated_at": "2025-01-15T10:00:05Z",
-                }
-            ]
-        }
-    }
+    model_config = {"json_schema_extra": {"examples": [CREDENTIAL_EXAMPLE]}}
 
     @staticmethod
     def resolve_user(obj: Credential) -> str:

@@ -13,7 +13,7 @@ from accounts.selectors import end_user_list
 from accounts.services.audit import Actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from api.pagination import PageParams, paginate
-from api.schemas import CredentialOut, errors
+from api.schemas import CREDENTIAL_EXAMPLE, CredentialOut, errors
 from api.services import end_user_delete, end_user_get_or_404, end_user_upsert_from_api
 from integrations.selectors import EndUserIntegration, end_user_integrations
 
@@ -127,23 +127,7 @@ class UserOut(UserSummaryOut):
                         "stripe": {
                             "enabled": True,
                             "credential_id": "0b7c6f2e-3a51-4d8e-9a43-5f0d2c7b9e11",
-                            "all_credentials": [
-                                {
-                                    "id": "0b7c6f2e-3a51-4d8e-9a43-5f0d2c7b9e11",
-                                    "user": "user-42",
-                                    "app": "stripe",
-                                    "label": "Production",
-                                    "identity": "acct_1Nv0FGQ9RKHgCVdK",
-                                    "status": "active",
-                                    "secret_hint": "…9f3a",
-                                    "scopes": [],
-                                    "expires_at": None,
-                                    "last_verified_at": "2025-01-15T10:00:05Z",
-                                    "last_verification_error": "",
-                                    "created_at": "2025-01-15T10:00:00Z",
-                                    "updated_at": "2025-01-15T10:00:05Z",
-                                }
-                            ],
+                            "all_credentials": [CREDENTIAL_EXAMPLE],
                             "installations": [
                                 {
                                     "installation_id": "7d1e0c55-2b7a-4f0e-8f3e-1c2d3e4f5a6b",

@@ -49,6 +49,19 @@ def _card(request: HttpRequest, credential, flow, *, bound: dict, status: int = 
     return response
 
 
+def _installed_entry(request: HttpRequest, credential, flow):
+    """The flow's card entry for this account, when the flow is installed for it."""
+    entry = next(
+        (
+            card["entry"]
+            for card in flow_cards(request, credential)
+            if card["entry"].flow.pk == flow.pk
+        ),
+        None,
+    )
+    return entry if entry is not None and entry.installation is not None else None
+
+
 def _missing(request: HttpRequest) -> HttpResponse:
     return not_found(request, "That flow or account is not available here.")
 
@@ -79,15 +92,8 @@ def installation_settings_view(request: HttpRequest, credential_id, flow_id) -> 
     if credential is None or flow is None:
         return _missing(request)
     key = str(flow.pk)
-    entry = next(
-        (
-            card["entry"]
-            for card in flow_cards(request, credential)
-            if card["entry"].flow.pk == flow.pk
-        ),
-        None,
-    )
-    if entry is None or entry.installation is None:
+    entry = _installed_entry(request, credential, flow)
+    if entry is None:
         return _card(
             request,
             credential,
@@ -118,15 +124,8 @@ def installation_workflows_view(request: HttpRequest, credential_id, flow_id) ->
     if credential is None or flow is None:
         return _missing(request)
     key = str(flow.pk)
-    entry = next(
-        (
-            card["entry"]
-            for card in flow_cards(request, credential)
-            if card["entry"].flow.pk == flow.pk
-        ),
-        None,
-    )
-    if entry is None or entry.installation is None:
+    entry = _installed_entry(request, credential, flow)
+    if entry is None:
         return _card(
             request,
             credential,

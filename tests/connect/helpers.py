@@ -12,6 +12,7 @@ from accounts.models import ConnectSession, EndUser, Tenant
 from accounts.services.sessions import connect_session_create
 from integrations.models import App, Deployment, Flow, Workflow
 from integrations.services.oauth_clients import oauth_client_set
+from portal.demo import SYNC_SETTINGS_SCHEMA
 from sandbox.catalog import (
     SANDBOX_API_KEY,
     SANDBOX_BASIC,
@@ -29,25 +30,8 @@ from tests.sandbox.helpers import TIMEOUT, form_fields, sandbox_sign_in
 
 CLIENT_ID = "connect-portal-modal-tests"
 CLIENT_SECRET = "modal-tests-client-secret"
-SETTINGS_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "direction": {
-            "type": "string",
-            "title": "Sync direction",
-            "enum": ["import", "export", "both"],
-            "default": "import",
-        },
-        "interval_minutes": {
-            "type": "integer",
-            "title": "Sync every (minutes)",
-            "minimum": 5,
-            "maximum": 1440,
-            "default": 60,
-        },
-    },
-    "required": ["direction"],
-}
+# The demo's settings form: the tests exercise the schema a newcomer sees.
+SETTINGS_SCHEMA = SYNC_SETTINGS_SCHEMA
 
 
 @dataclass
