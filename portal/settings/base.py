@@ -142,6 +142,8 @@ ACCOUNT_RATE_LIMITS = {
 }
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# One 30-second step either way: phones drift, and a code typed as it rolls over still works.
+MFA_TOTP_TOLERANCE = 1
 MFA_TOTP_ISSUER = env_str("PORTAL_MFA_ISSUER", "Connect portal")
 
 # The keyring of the credential vault: "kid:base64key" entries, newest first (it encrypts,
