@@ -55,6 +55,16 @@ def _requirements(request: pytest.FixtureRequest) -> None:
         _missing(f"{CHROMIUM} is missing (apt-get install chromium)")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate limits (allauth's, the API's) count in the cache: no test inherits another's."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def tenant(db):
     return factories.make_tenant(name="Acme")
