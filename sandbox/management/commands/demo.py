@@ -1,6 +1,7 @@
 """Run the demo: migrate, seed the demo tenant, print how to use it, and serve."""
 
 import os
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -23,6 +24,9 @@ class Command(BaseCommand):
                 "The demo needs the sandbox provider: set PORTAL_SANDBOX_ENABLED=true."
             )
         call_command("migrate", interactive=False, verbosity=0)
+        database = Path(settings.DATABASES["default"]["NAME"])
+        if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and database.exists():
+            database.chmod(0o600)  # like the key files beside it: the owner's alone
         seed = demo_seed(base_url=settings.PORTAL_BASE_URL, var_dir=settings.VAR_DIR)
         self.stdout.write(demo_summary(seed))
         if no_serve:
