@@ -62,6 +62,7 @@ class AppAdmin(TenantScopedAdmin):
                     "pkce",
                     "token_auth_method",
                     "authorization_params",
+                    "token_response_fields",
                 ],
                 "classes": ["collapse"],
             },
@@ -73,6 +74,7 @@ class AppAdmin(TenantScopedAdmin):
                 "fields": [
                     "api_base_url",
                     "auth_scheme",
+                    "request_headers",
                     "verification",
                     "refresh_buffer_seconds",
                     "reverify_interval_seconds",

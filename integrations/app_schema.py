@@ -77,6 +77,24 @@ VERIFICATION_SCHEMA: dict[str, Any] = {
     },
 }
 
+TOKEN_RESPONSE_FIELDS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["name", "pattern"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+            "pattern": {
+                "type": "string",
+                "minLength": 2,
+                "description": "A value that does not match is dropped, so a provider's answer "
+                "can never point the API base URL at a host the app does not name.",
+            },
+        },
+    },
+}
+
 REQUEST_HEADERS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": {"type": "string"},

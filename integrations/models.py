@@ -16,6 +16,7 @@ from integrations.app_schema import (
     AUTH_SCHEME_SCHEMA,
     FIELDS_SCHEMA,
     REQUEST_HEADERS_SCHEMA,
+    TOKEN_RESPONSE_FIELDS_SCHEMA,
     VERIFICATION_SCHEMA,
     check_json,
 )
@@ -74,6 +75,12 @@ class App(models.Model):
         help_text="May use form fields, e.g. https://{subdomain}.zendesk.com/api/v2.",
     )
     verification = models.JSONField(default=dict)
+    token_response_fields = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="OAuth2 token-response values the templates may use, each with the pattern it "
+        "must match, e.g. Salesforce's instance_url.",
+    )
     request_headers = models.JSONField(
         default=dict,
         blank=True,
@@ -126,6 +133,7 @@ class App(models.Model):
         for field, schema in (
             ("fields", FIELDS_SCHEMA),
             ("request_headers", REQUEST_HEADERS_SCHEMA),
+            ("token_response_fields", TOKEN_RESPONSE_FIELDS_SCHEMA),
             ("auth_scheme", AUTH_SCHEME_SCHEMA),
             ("verification", VERIFICATION_SCHEMA),
         ):
@@ -162,7 +170,12 @@ class App(models.Model):
 
     def template_variables(self) -> set[str]:
         if self.is_oauth2:
-            return {"access_token"}
+            declared = (
+                self.token_response_fields if isinstance(self.token_response_fields, list) else []
+            )
+            return {"access_token"} | {
+                field["name"] for field in declared if isinstance(field, dict) and "name" in field
+            }
         return {
             field["name"] for field in self.fields if isinstance(field, dict) and "name" in field
         }

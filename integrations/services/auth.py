@@ -45,8 +45,21 @@ class AppliedAuth:
         return self.base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
+def template_values(*, app: App, secret: dict[str, Any]) -> dict[str, Any]:
+    """What the app's templates may use: the secret's own fields, plus the token-response values
+    the app declares, each only when it matches the app's pattern for it."""
+    values = {key: value for key, value in secret.items() if key != "extras"}
+    extras = secret.get("extras") or {}
+    for declared in app.token_response_fields:
+        value = extras.get(declared["name"])
+        if isinstance(value, str) and re.fullmatch(declared["pattern"], value):
+            values[declared["name"]] = value
+    return values
+
+
 def auth_apply(*, app: App, secret: dict[str, Any]) -> AppliedAuth:
     scheme = app.auth_scheme
+    secret = template_values(app=app, secret=secret)
     applied = AppliedAuth(
         base_url=render_template(app.api_base_url, secret), headers=dict(app.request_headers)
     )

@@ -41,6 +41,7 @@ CATALOG_FIELDS: tuple[str, ...] = (
     "api_base_url",
     "verification",
     "request_headers",
+    "token_response_fields",
     "refresh_buffer_seconds",
     "reverify_interval_seconds",
 )

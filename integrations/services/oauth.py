@@ -215,10 +215,18 @@ def oauth_revoke(*, client: OAuthClient, token: str, token_type_hint: str = "acc
     return 200 <= response.status_code < 300
 
 
-def credential_tokens_store(*, credential: Credential, tokens: TokenSet) -> None:
-    """Put a token set on a credential (the caller saves it in its transaction)."""
+def credential_tokens_store(
+    *, credential: Credential, tokens: TokenSet, previous: dict[str, Any] | None = None
+) -> None:
+    """Put a token set on a credential (the caller saves it in its transaction).
+
+    ``previous`` is the secret a refresh replaces: token-response values the refresh answer
+    leaves out (an instance URL, say) carry over.
+    """
     from integrations.services.credentials import credential_secret_store
 
+    if previous and previous.get("extras"):
+        tokens.secret["extras"] = {**previous["extras"], **tokens.secret.get("extras", {})}
     credential_secret_store(credential=credential, secret=tokens.secret)
     credential.scopes = tokens.scopes
     credential.expires_at = tokens.expires_at

@@ -123,7 +123,7 @@ def credential_refresh(
             tokens = oauth_refresh(client=client, refresh_token=refresh_token)
         except OAuthError as exc:
             return _refresh_failed(credential, exc, refresh_token, actor)
-        credential_tokens_store(credential=credential, tokens=tokens)
+        credential_tokens_store(credential=credential, tokens=tokens, previous=secret)
         credential.last_refreshed_at = timezone.now()
         credential.status = Credential.Status.ACTIVE
         credential.save()

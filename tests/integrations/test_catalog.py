@@ -109,7 +109,13 @@ def test_shipped_catalog_uses_only_https_urls_and_states_pkce_for_every_oauth2_a
         for key in ("docs_url", "authorization_url", "token_url", "revocation_url"):
             if entry.get(key):
                 assert entry[key].startswith("https://"), (entry["slug"], key)
-        assert entry["api_base_url"].startswith("https://"), entry["slug"]
+        base = entry["api_base_url"]
+        if base.startswith("{"):
+            # A base URL from the token response: its declared pattern must pin https.
+            declared = {f["name"]: f["pattern"] for f in entry.get("token_response_fields", [])}
+            assert declared[base.strip("{}")].startswith("https://"), entry["slug"]
+        else:
+            assert base.startswith("https://"), entry["slug"]
         if entry["auth_type"] == "oauth2":
             assert isinstance(entry.get("pkce"), bool), entry["slug"]
         else:
