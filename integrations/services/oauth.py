@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import Credential, Tenant
 from integrations.models import App, TenantOAuthClient
 from integrations.services.oauth_clients import oauth_client_secret
+from integrations.services.outbound import outbound_request
 
 TIMEOUT = (5, 15)
 TOKEN_FIELDS = ("access_token", "refresh_token", "token_type", "id_token")
@@ -109,7 +110,8 @@ def _token_request(client: OAuthClient, url: str, data: dict[str, str]) -> dict[
     else:
         data = {**data, "client_id": client.client_id, "client_secret": client.client_secret}
     try:
-        response = requests.post(
+        response = outbound_request(
+            "POST",
             url,
             data=data,
             auth=auth,
@@ -209,7 +211,9 @@ def oauth_revoke(*, client: OAuthClient, token: str, token_type_hint: str = "acc
     else:
         data.update(client_id=client.client_id, client_secret=client.client_secret)
     try:
-        response = requests.post(app.revocation_url, data=data, auth=auth, timeout=TIMEOUT)
+        response = outbound_request(
+            "POST", app.revocation_url, data=data, auth=auth, timeout=TIMEOUT
+        )
     except requests.RequestException:
         return False
     return 200 <= response.status_code < 300

@@ -31,6 +31,7 @@ from accounts.services.audit import Actor, audit_record
 from integrations.models import App
 from integrations.selectors import app_get_for_tenant
 from integrations.services.auth import AppliedAuth, TemplateValueMissing, auth_apply
+from integrations.services.outbound import destination_refused, outbound_request
 from integrations.services.refresh import credential_secret_for_use
 from portal.errors import DomainError, Invalid, NotFound
 
@@ -304,7 +305,7 @@ def _send(
     method, body = call.method.upper(), call.body
     headers = _forwarded_headers(call, applied.headers)
     for hop in range(limits.max_redirects + 1):
-        response = requests.request(
+        response = outbound_request(
             method,
             url,
             headers=headers,
@@ -407,6 +408,12 @@ def proxy_forward(
             code="upstream_timeout",
         ) from exc
     except requests.RequestException as exc:
+        if refused := destination_refused(exc):
+            _audit(credential, actor, detail, started, error="destination_not_allowed")
+            raise UpstreamFailed(
+                f"{app.name}'s API base URL is not allowed: {refused}",
+                code="destination_not_allowed",
+            ) from exc
         _audit(credential, actor, detail, started, error="upstream_unreachable")
         raise UpstreamFailed(
             f"{app.name} could not be reached ({type(exc).__name__}).",

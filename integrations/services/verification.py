@@ -26,6 +26,7 @@ from accounts.vault import VaultError, open_secret, seal_secret
 from integrations.services.auth import TemplateValueMissing, auth_apply
 from integrations.services.events import credential_event_data, event_emit
 from integrations.services.job_settings import job_settings
+from integrations.services.outbound import outbound_request
 from integrations.services.refresh import credential_refresh, credential_refresh_due
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def verification_probe(*, app, secret: dict[str, Any]) -> ProbeResult:
     except TemplateValueMissing as exc:
         return ProbeResult(kind="rejected", reason=str(exc))
     try:
-        response = requests.request(
+        response = outbound_request(
             spec.get("method", "GET"),
             applied.url(spec["path"]),
             headers={"Accept": "application/json", **spec.get("headers", {}), **applied.headers},

@@ -31,6 +31,7 @@ from standardwebhooks import Webhook
 from accounts.vault import VaultError
 from integrations.models import Event, WebhookAttempt, WebhookDelivery
 from integrations.services.job_settings import backoff_seconds, job_settings
+from integrations.services.outbound import outbound_request
 from integrations.services.webhooks import webhook_endpoint_secret
 
 logger = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
     """POST and return (status code, start of the response body, error)."""
     read_timeout = job_settings.WEBHOOK_TIMEOUT_SECONDS
     try:
-        with requests.post(
+        with outbound_request(
+            "POST",
             url,
             data=body,
             headers=headers,

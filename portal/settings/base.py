@@ -153,6 +153,9 @@ PORTAL_ENCRYPTION_KEYS_FILE = env_str("PORTAL_ENCRYPTION_KEYS_FILE")
 
 # The built-in sandbox provider (an OAuth2 server and API-key issuer) for the demo and tests.
 PORTAL_SANDBOX_ENABLED = env_bool("PORTAL_SANDBOX_ENABLED", False)
+# Outbound requests for tenants (proxy, verification, OAuth, webhooks) go only to public
+# addresses unless this is on (see integrations/services/outbound.py).
+PORTAL_ALLOW_PRIVATE_NETWORK = env_bool("PORTAL_ALLOW_PRIVATE_NETWORK", False)
 PORTAL_SANDBOX_TOKEN_LIFETIME = env_int("PORTAL_SANDBOX_TOKEN_LIFETIME", 3600)
 
 OAUTH2_PROVIDER = {

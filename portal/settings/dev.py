@@ -18,6 +18,8 @@ if not os.environ.get("PORTAL_ENCRYPTION_KEYS") and not os.environ.get(
 ):
     PORTAL_ENCRYPTION_KEYS_FILE = str(ensure_dev_keyring_file(VAR_DIR / "encryption.keys"))
 PORTAL_SANDBOX_ENABLED = env_bool("PORTAL_SANDBOX_ENABLED", True)
+# The sandbox provider is on this machine.
+PORTAL_ALLOW_PRIVATE_NETWORK = env_bool("PORTAL_ALLOW_PRIVATE_NETWORK", True)
 PORT = env_int("PORT", 8000)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
 # Serve static files straight from the source folders, without collectstatic.

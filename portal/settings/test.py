@@ -32,6 +32,8 @@ PORTAL_ENCRYPTION_KEYS = os.environ.get("PORTAL_ENCRYPTION_KEYS") or ",".join(
 )
 PORTAL_ENCRYPTION_KEYS_FILE = ""
 PORTAL_SANDBOX_ENABLED = True
+# The sandbox and the test servers are on this machine.
+PORTAL_ALLOW_PRIVATE_NETWORK = True
 PORTAL_BASE_URL = "http://testserver"
 ALLOWED_HOSTS = ["*"]
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -1,0 +1,102 @@
+"""Every request the portal sends for a tenant goes through here, and never into its own network.
+
+Tenants define custom apps (whose API the proxy and verification call) and webhook endpoints, so
+without a guard a tenant could aim the portal at 127.0.0.1, a private network or a cloud
+metadata address (SSRF). Each new connection's peer address is checked right after the socket
+connects, before anything is sent: only globally routable addresses pass. Checking the connected
+socket, not a DNS answer, means a name that resolves differently on a second lookup (DNS
+rebinding) cannot slip through.
+
+``PORTAL_ALLOW_PRIVATE_NETWORK`` turns the guard off: the demo and the tests need it, since their
+providers (the sandbox, local test servers) run on this machine. A deployment that sends
+outbound traffic through an egress proxy checks destinations there instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
+
+
+class DestinationNotAllowed(NewConnectionError):
+    """The destination is not a public address; requests reports it as a ConnectionError."""
+
+
+def _check_peer(connection: HTTPConnection, sock: socket.socket) -> None:
+    address = ipaddress.ip_address(sock.getpeername()[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if not address.is_global or address.is_multicast:
+        sock.close()
+        raise DestinationNotAllowed(
+            connection,
+            f"{connection.host} resolves to {address}, which is not a public address: the "
+            "portal does not send requests into its own network.",
+        )
+
+
+class _GuardedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _check_peer(self, sock)
+        return sock
+
+
+class _GuardedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _check_peer(self, sock)
+        return sock
+
+
+class _GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class PublicOnlyAdapter(HTTPAdapter):
+    """A transport whose connections refuse non-public peers."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _GuardedHTTPPool,
+            "https": _GuardedHTTPSPool,
+        }
+
+
+def destination_refused(exc: BaseException | None) -> str:
+    """The guard's reason when ``exc`` (a requests error) comes from its refusal, else ''."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DestinationNotAllowed):
+            return str(exc).split(": ", 1)[-1]
+        # requests wraps urllib3's MaxRetryError, whose ``reason`` is the connection error.
+        reason = getattr(exc, "reason", None)
+        exc = reason if isinstance(reason, BaseException) else exc.__cause__ or exc.__context__
+    return ""
+
+
+def outbound_request(method: str, url: str, **kwargs: Any) -> requests.Response:
+    """``requests.request`` for calls made on a tenant's behalf (timeouts stay the caller's).
+
+    A fresh session per call: no connection is shared between tenants.
+    """
+    session = requests.Session()
+    if not settings.PORTAL_ALLOW_PRIVATE_NETWORK:
+        adapter = PublicOnlyAdapter()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+    return session.request(method, url, **kwargs)
