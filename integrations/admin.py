@@ -61,6 +61,7 @@ class AppAdmin(TenantScopedAdmin):
                     "scope_separator",
                     "pkce",
                     "token_auth_method",
+                    "revocation_method",
                     "authorization_params",
                     "token_response_fields",
                 ],

@@ -37,6 +37,11 @@ class App(models.Model):
         POST = "client_secret_post", "Client secret in the body"
         BASIC = "client_secret_basic", "HTTP Basic"
 
+    class RevocationMethod(models.TextChoices):
+        RFC7009 = "rfc7009", "RFC 7009 (form: token, token_type_hint, client authentication)"
+        BEARER = "bearer", "The token as a Bearer header (Slack's auth.revoke)"
+        JSON = "json", "JSON body {token} with client authentication (Notion)"
+
     tenant = models.ForeignKey(
         Tenant,
         null=True,
@@ -62,6 +67,9 @@ class App(models.Model):
     pkce = models.BooleanField("PKCE (S256)", default=True)
     token_auth_method = models.CharField(
         max_length=32, choices=TokenAuthMethod.choices, default=TokenAuthMethod.POST
+    )
+    revocation_method = models.CharField(
+        max_length=16, choices=RevocationMethod.choices, default=RevocationMethod.RFC7009
     )
     authorization_params = models.JSONField(
         default=dict, blank=True, help_text="Extra query parameters for the authorization URL."
@@ -110,6 +118,10 @@ class App(models.Model):
             models.CheckConstraint(
                 condition=Q(auth_type__in=["oauth2", "api_key", "basic"]),
                 name="app_auth_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(revocation_method__in=["rfc7009", "bearer", "json"]),
+                name="app_revocation_method_valid",
             ),
         ]
 

@@ -35,6 +35,7 @@ CATALOG_FIELDS: tuple[str, ...] = (
     "scope_separator",
     "pkce",
     "token_auth_method",
+    "revocation_method",
     "authorization_params",
     "fields",
     "auth_scheme",

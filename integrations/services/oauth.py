@@ -200,23 +200,42 @@ def oauth_refresh(*, client: OAuthClient, refresh_token: str) -> TokenSet:
 
 
 def oauth_revoke(*, client: OAuthClient, token: str, token_type_hint: str = "access_token") -> bool:
-    """Revoke a token at the provider (RFC 7009). True when the provider accepted it."""
+    """Revoke a token at the provider, the way the app's provider does it (RFC 7009 for most;
+    Slack takes the token as a Bearer header; Notion a JSON body). True when it was accepted."""
     app = client.app
     if not app.revocation_url:
         return False
-    data = {"token": token, "token_type_hint": token_type_hint}
+    method = app.revocation_method
+    if method == App.RevocationMethod.BEARER and token_type_hint != "access_token":
+        return False  # only an access token can authenticate its own revocation
+    headers = {"Accept": "application/json", **app.request_headers}
     auth = None
+    credentials: dict[str, str] = {}
     if app.token_auth_method == App.TokenAuthMethod.BASIC:
         auth = (client.client_id, client.client_secret)
     else:
-        data.update(client_id=client.client_id, client_secret=client.client_secret)
-    try:
-        response = outbound_request(
-            "POST", app.revocation_url, data=data, auth=auth, timeout=TIMEOUT
+        credentials = {"client_id": client.client_id, "client_secret": client.client_secret}
+    request: dict[str, Any] = {"headers": headers, "timeout": TIMEOUT, "allow_redirects": False}
+    if method == App.RevocationMethod.BEARER:
+        headers["Authorization"] = f"Bearer {token}"
+    elif method == App.RevocationMethod.JSON:
+        request.update(json={"token": token, **credentials}, auth=auth)
+    else:
+        request.update(
+            data={"token": token, "token_type_hint": token_type_hint, **credentials}, auth=auth
         )
+    try:
+        response = outbound_request("POST", app.revocation_url, **request)
     except requests.RequestException:
         return False
-    return 200 <= response.status_code < 300
+    if not 200 <= response.status_code < 300:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return True
+    # Slack answers 200 with {"ok": false} when it refuses.
+    return not (isinstance(body, dict) and body.get("ok") is False)
 
 
 def credential_tokens_store(
