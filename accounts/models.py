@@ -234,6 +234,9 @@ class Credential(SealedSecretModel):
         EXPIRED = "expired", "Expired"
         REVOKED = "revoked", "Revoked"
 
+    # Statuses in which a credential may be used: connected, or still being verified.
+    USABLE_STATUSES = (Status.ACTIVE, Status.PENDING)
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="credentials")
     end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="credentials")

@@ -6,7 +6,13 @@ from django.http import HttpRequest
 from ninja.security import HttpBearer
 
 from accounts.models import TenantApiKey
+from accounts.services.audit import Actor
 from accounts.services.tenants import tenant_api_key_authenticate
+
+
+def request_actor(request: HttpRequest) -> Actor:
+    """Who acts in the audit log for an authenticated API request: its key, by prefix."""
+    return Actor.api_key(request.auth.prefix)
 
 
 class TenantKeyAuth(HttpBearer):

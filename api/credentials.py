@@ -13,8 +13,8 @@ from ninja import Field, Query, Router, Schema, Status
 
 from accounts.models import Credential, Tenant
 from accounts.selectors import credential_get, credential_list
-from accounts.services.audit import Actor
 from api.app_settings import app_settings
+from api.auth import request_actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from api.pagination import PageParams, paginate
 from api.schemas import CredentialOut, CredentialStatus, errors
@@ -94,10 +94,6 @@ class VerificationOut(Schema):
     credential: CredentialOut
 
 
-def _actor(request: HttpRequest) -> Actor:
-    return Actor.api_key(request.auth.prefix)
-
-
 def _app_or_404(tenant: Tenant, slug: str) -> App:
     app = app_get_for_tenant(tenant=tenant, slug=slug)
     if app is None:
@@ -162,7 +158,7 @@ def create_credential(request: HttpRequest, payload: CredentialIn):
         app=app,
         fields=payload.fields,
         label=payload.label,
-        actor=_actor(request),
+        actor=request_actor(request),
         wait_seconds=(
             app_settings.CREDENTIAL_VERIFY_WAIT_SECONDS if payload.wait_for_verification else 0
         ),
@@ -192,7 +188,7 @@ def get_credential(request: HttpRequest, credential_id: UUID):
 )
 def delete_credential(request: HttpRequest, credential_id: UUID):
     credential = _credential_or_404(request.tenant, credential_id)
-    credential_delete(credential=credential, actor=_actor(request))
+    credential_delete(credential=credential, actor=request_actor(request))
     return HttpResponse(status=204)
 
 
@@ -208,7 +204,7 @@ def delete_credential(request: HttpRequest, credential_id: UUID):
 )
 def verify_credential(request: HttpRequest, credential_id: UUID):
     credential = _credential_or_404(request.tenant, credential_id)
-    outcome = credential_verify(credential_id=credential.pk, actor=_actor(request))
+    outcome = credential_verify(credential_id=credential.pk, actor=request_actor(request))
     if outcome.kind == "skipped":
         raise Conflict(
             f"The credential is {credential.get_status_display().lower()}; there is nothing to "

@@ -17,7 +17,7 @@ from ninja import Field, Header, Query, Router, Schema, Status
 
 from accounts.models import Credential, EndUser, Tenant
 from accounts.selectors import credential_get
-from accounts.services.audit import Actor
+from api.auth import request_actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from api.schemas import errors
 from api.services import end_user_get_or_404
@@ -132,10 +132,6 @@ class InstallationFilters(Schema):
     flow_id: UUID | None = Field(None, description="Only installations of this flow.")
 
 
-def _actor(request: HttpRequest) -> Actor:
-    return Actor.api_key(request.auth.prefix)
-
-
 def _flow_or_404(tenant: Tenant, flow_id: UUID) -> Flow:
     flow = flow_get(tenant=tenant, flow_id=flow_id)
     if flow is None:
@@ -219,7 +215,7 @@ def install(request: HttpRequest, external_id: str, payload: InstallIn):
         credential=credential,
         allow_multiple=payload.allow_multiple,
         settings=payload.settings,
-        actor=_actor(request),
+        actor=request_actor(request),
     )
     return Status(201 if created else 200, _fresh(installation))
 
@@ -271,7 +267,7 @@ def update_installation(
     credential_id: CredentialHeader = None,
 ):
     installation = _the_installation(request, external_id, flow_id, credential_id)
-    actor = _actor(request)
+    actor = request_actor(request)
     with transaction.atomic():
         if payload.settings is not None or payload.enabled_workflows is not None:
             installation = installation_update(
@@ -308,6 +304,6 @@ def uninstall(
         _credential_or_404(request.tenant, end_user, credential_id) if credential_id else None
     )
     installation_uninstall(
-        end_user=end_user, flow=flow, credential=credential, actor=_actor(request)
+        end_user=end_user, flow=flow, credential=credential, actor=request_actor(request)
     )
     return HttpResponse(status=204)

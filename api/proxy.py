@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Router
 
-from accounts.services.audit import Actor
 from api.app_settings import app_settings
+from api.auth import request_actor
 from api.schemas import errors
 from integrations.services.proxy import ProxyCall, ProxyLimits, proxy_forward
 
@@ -101,7 +101,7 @@ def proxy(request: HttpRequest, app: str, path: str):
         ),
         credential_id=request.headers.get(CREDENTIAL_HEADER),
         user_external_id=user,
-        actor=Actor.api_key(request.auth.prefix),
+        actor=request_actor(request),
         limits=_limits(),
     )
     response = HttpResponse(result.body, status=result.status_code)

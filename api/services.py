@@ -16,7 +16,6 @@ from django.db import transaction
 from accounts.models import Credential, EndUser, Tenant
 from accounts.selectors import end_user_get
 from accounts.services.audit import Actor, audit_record
-from accounts.services.end_users import end_user_upsert
 from integrations.models import App
 from integrations.selectors import credential_merged_into, installation_list_for_end_user
 from integrations.services.credentials import (
@@ -27,8 +26,6 @@ from integrations.services.credentials import (
 from integrations.services.installations import installation_uninstall
 from portal.errors import Invalid, NotFound
 
-# The API's names for the end user's profile fields (the model's ``image_url`` is ``image``).
-PROFILE_FIELD_NAMES = {"image_url": "image"}
 VERIFY_POLL_SECONDS = 0.1
 
 
@@ -37,44 +34,6 @@ def end_user_get_or_404(*, tenant: Tenant, external_id: str) -> EndUser:
     if end_user is None:
         raise NotFound(f"No user with id “{external_id}”.", code="user_not_found")
     return end_user
-
-
-@dataclass(frozen=True)
-class UpsertedEndUser:
-    end_user: EndUser
-    created: bool
-
-
-def end_user_upsert_from_api(
-    *, tenant: Tenant, external_id: str, profile: dict[str, Any]
-) -> UpsertedEndUser:
-    """Create the user or update the fields given; problems name the API's fields."""
-    external_id = external_id.strip()
-    if not external_id:
-        raise Invalid(
-            "The user id must not be blank.", code="invalid_user", fields={"id": "Blank."}
-        )
-    existed = end_user_get(tenant=tenant, external_id=external_id) is not None
-    try:
-        end_user = end_user_upsert(
-            tenant=tenant,
-            external_id=external_id,
-            email=profile.get("email"),
-            name=profile.get("name"),
-            account_name=profile.get("account_name"),
-            image_url=profile.get("image"),
-        )
-    except ValidationError as exc:
-        fields = {
-            PROFILE_FIELD_NAMES.get(key, key): " ".join(messages)
-            for key, messages in exc.message_dict.items()
-        }
-        raise Invalid(
-            "The user is not valid: " + "; ".join(f"{k}: {v}" for k, v in fields.items()),
-            code="invalid_user",
-            fields=fields,
-        ) from exc
-    return UpsertedEndUser(end_user=end_user, created=not existed)
 
 
 def end_user_delete(*, end_user: EndUser, actor: Actor) -> None:

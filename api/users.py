@@ -10,11 +10,12 @@ from ninja import Field, Query, Router, Schema, Status
 
 from accounts.models import EndUser
 from accounts.selectors import end_user_list
-from accounts.services.audit import Actor
+from accounts.services.end_users import end_user_upsert_checked
+from api.auth import request_actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from api.pagination import PageParams, paginate
 from api.schemas import CREDENTIAL_EXAMPLE, CredentialOut, errors
-from api.services import end_user_delete, end_user_get_or_404, end_user_upsert_from_api
+from api.services import end_user_delete, end_user_get_or_404
 from integrations.selectors import EndUserIntegration, end_user_integrations
 
 router = Router(tags=["users"])
@@ -149,10 +150,6 @@ class UserPageOut(Schema):
     next_cursor: str | None = Field(..., description="Pass as `cursor` for the next page.")
 
 
-def _actor(request: HttpRequest) -> Actor:
-    return Actor.api_key(request.auth.prefix)
-
-
 @router.get(
     "/users",
     response={200: UserPageOut, **errors(422)},
@@ -173,7 +170,7 @@ def list_users(request: HttpRequest, page: Query[PageParams]):
 )
 @idempotent
 def create_user(request: HttpRequest, payload: UserIn):
-    upserted = end_user_upsert_from_api(
+    upserted = end_user_upsert_checked(
         tenant=request.tenant, external_id=payload.id, profile=payload.dict(exclude={"id"})
     )
     return Status(201 if upserted.created else 200, upserted.end_user)
@@ -197,7 +194,7 @@ def get_user(request: HttpRequest, external_id: str):
     description="Creates the user (201) or updates the fields given (200); omitted fields stay.",
 )
 def put_user(request: HttpRequest, external_id: str, payload: UserProfileIn):
-    upserted = end_user_upsert_from_api(
+    upserted = end_user_upsert_checked(
         tenant=request.tenant, external_id=external_id, profile=payload.dict()
     )
     return Status(201 if upserted.created else 200, upserted.end_user)
@@ -215,5 +212,5 @@ def put_user(request: HttpRequest, external_id: str, payload: UserProfileIn):
 )
 def delete_user(request: HttpRequest, external_id: str):
     end_user = end_user_get_or_404(tenant=request.tenant, external_id=external_id)
-    end_user_delete(end_user=end_user, actor=_actor(request))
+    end_user_delete(end_user=end_user, actor=request_actor(request))
     return HttpResponse(status=204)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, F, Prefetch, Q, QuerySet
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from accounts.models import ConnectSession, Credential, EndUser, Tenant
 from integrations.models import (
@@ -196,17 +198,23 @@ def end_user_integrations(*, end_user: EndUser) -> dict[str, EndUserIntegration]
     return {entry.app.slug: entry for entry in sorted(by_app.values(), key=lambda e: e.app.slug)}
 
 
+# A verification retried for longer than this (a provider down for a day) is not traced back.
+MERGE_LOOKBACK = timedelta(days=1)
+
+
 def credential_merged_into(*, tenant: Tenant, credential_id) -> Credential | None:
     """The credential a just-created one was merged into by verification, if it was.
 
     Verification folds a second connection of the same provider account into the first
     credential (which keeps its id) and deletes the new row; its ``credential.verified`` event
-    names both.
+    names both. Only recent events are read, so the (tenant, type, created_at) index bounds the
+    scan however long the outbox grows: the question is asked while a connection is open.
     """
     event = (
         Event.objects.filter(
             tenant=tenant,
             type="credential.verified",
+            created_at__gte=timezone.now() - MERGE_LOOKBACK,
             data__replaced_credential_id=str(credential_id),
         )
         .order_by("-created_at")

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ConnectSession, EndUser, Tenant
+from accounts.services.end_users import end_user_upsert_checked
 from accounts.tokens import hash_token, new_token
 from accounts.validators import origin_of, validate_theme
 from portal.errors import Invalid, NotFound
@@ -204,7 +205,13 @@ def connect_session_open(
     consumer_metadata = _bounded_json(consumer_metadata, field="consumer_metadata")
     custom_settings = _bounded_json(custom_settings, field="custom_settings")
     with transaction.atomic():
-        user = end_user_upsert_checked(tenant=tenant, profile=end_user)
+        user = end_user_upsert_checked(
+            tenant=tenant,
+            external_id=end_user.get("id"),
+            profile=end_user,
+            field_prefix="end_user.",
+            code="invalid_end_user",
+        ).end_user
         return connect_session_create(
             tenant=tenant,
             end_user=user,
@@ -218,35 +225,6 @@ def connect_session_open(
             custom_settings=custom_settings,
             source=source,
         )
-
-
-def end_user_upsert_checked(*, tenant: Tenant, profile: dict[str, Any]) -> EndUser:
-    """Upsert an end user from API input, turning validation problems into domain errors."""
-    from accounts.services.end_users import end_user_upsert
-
-    external_id = str(profile.get("id") or "").strip()
-    if not external_id:
-        raise Invalid(
-            "end_user.id is required.", code="invalid_end_user", fields={"end_user.id": "Required."}
-        )
-    try:
-        return end_user_upsert(
-            tenant=tenant,
-            external_id=external_id,
-            email=profile.get("email"),
-            name=profile.get("name"),
-            account_name=profile.get("account_name"),
-            image_url=profile.get("image"),
-        )
-    except ValidationError as exc:
-        fields = {
-            f"end_user.{key}": " ".join(messages) for key, messages in exc.message_dict.items()
-        }
-        raise Invalid(
-            "The end user is not valid: " + "; ".join(f"{k}: {v}" for k, v in fields.items()),
-            code="invalid_end_user",
-            fields=fields,
-        ) from exc
 
 
 USER_HASH_SESSION_LIFETIME = timedelta(minutes=30)

@@ -22,8 +22,6 @@ from integrations.models import Flow, Installation, InstallationCredential, Work
 from integrations.services.events import event_emit
 from portal.errors import Conflict, Invalid, NotFound
 
-USABLE_STATUSES = (Credential.Status.ACTIVE, Credential.Status.PENDING)
-
 
 def installation_event_data(installation: Installation, **extra: Any) -> dict[str, Any]:
     return {
@@ -37,6 +35,29 @@ def installation_event_data(installation: Installation, **extra: Any) -> dict[st
         },
         **extra,
     }
+
+
+def _record(
+    installation: Installation,
+    *,
+    actor: Actor,
+    action: str,
+    event_type: str,
+    credential: Credential | None = None,
+) -> None:
+    """The change's audit entry and its outbox event (call inside the change's transaction)."""
+    audit_record(
+        tenant=installation.tenant,
+        actor=actor,
+        action=action,
+        credential=credential,
+        target=str(installation.pk),
+    )
+    event_emit(
+        tenant=installation.tenant,
+        type=event_type,
+        data=installation_event_data(installation),
+    )
 
 
 def settings_validate(*, flow: Flow, settings: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +106,7 @@ def _check_credential(end_user: EndUser, flow: Flow, credential: Credential) -> 
             f"The flow “{flow.name}” does not use {credential.app.name}.",
             code="credential_app_mismatch",
         )
-    if credential.status not in USABLE_STATUSES:
+    if credential.status not in Credential.USABLE_STATUSES:
         raise Invalid(
             f"The {credential.app.name} account {credential.display_name} is "
             f"{credential.get_status_display().lower()}: reconnect it first.",
@@ -103,9 +124,9 @@ def _apps_needing_accounts(flow: Flow):
 def _is_complete(installation: Installation) -> bool:
     app_ids = set(_apps_needing_accounts(installation.flow).values_list("pk", flat=True))
     linked = set(
-        installation.credential_links.filter(credential__status__in=USABLE_STATUSES).values_list(
-            "app_id", flat=True
-        )
+        installation.credential_links.filter(
+            credential__status__in=Credential.USABLE_STATUSES
+        ).values_list("app_id", flat=True)
     )
     return app_ids <= linked
 
@@ -182,16 +203,8 @@ def installation_install(
             _link(installation, candidates[0])
     installation.enabled = _is_complete(installation)
     installation.save(update_fields=["enabled"])
-    audit_record(
-        tenant=end_user.tenant,
-        actor=actor,
-        action="installation.create",
-        target=str(installation.pk),
-    )
-    event_emit(
-        tenant=end_user.tenant,
-        type="installation.created",
-        data=installation_event_data(installation),
+    _record(
+        installation, actor=actor, action="installation.create", event_type="installation.created"
     )
     return installation, True
 
@@ -206,17 +219,12 @@ def installation_credential_replace(
     installation.disabled_reason = ""
     installation.enabled = installation.enabled or _is_complete(installation)
     installation.save(update_fields=["disabled_reason", "enabled", "updated_at"])
-    audit_record(
-        tenant=installation.tenant,
+    _record(
+        installation,
         actor=actor,
         action="installation.credential_replace",
+        event_type="installation.updated",
         credential=credential,
-        target=str(installation.pk),
-    )
-    event_emit(
-        tenant=installation.tenant,
-        type="installation.updated",
-        data=installation_event_data(installation),
     )
     return installation
 
@@ -228,7 +236,7 @@ def installation_set_enabled(
     if enabled and not _is_complete(installation):
         missing = _apps_needing_accounts(installation.flow).exclude(
             pk__in=installation.credential_links.filter(
-                credential__status__in=USABLE_STATUSES
+                credential__status__in=Credential.USABLE_STATUSES
             ).values("app_id")
         )
         names = ", ".join(app.name for app in missing)
@@ -240,16 +248,11 @@ def installation_set_enabled(
         installation.enabled = enabled
         installation.disabled_reason = ""
         installation.save(update_fields=["enabled", "disabled_reason", "updated_at"])
-        event_emit(
-            tenant=installation.tenant,
-            type="installation.enabled" if enabled else "installation.disabled",
-            data=installation_event_data(installation),
-        )
-        audit_record(
-            tenant=installation.tenant,
+        _record(
+            installation,
             actor=actor,
             action="installation.enable" if enabled else "installation.disable",
-            target=str(installation.pk),
+            event_type="installation.enabled" if enabled else "installation.disabled",
         )
     return installation
 
@@ -277,16 +280,8 @@ def installation_update(
             )
         installation.enabled_workflows.set([workflows[key] for key in enabled_workflows])
         Installation.objects.filter(pk=installation.pk).update(updated_at=timezone.now())
-    audit_record(
-        tenant=installation.tenant,
-        actor=actor,
-        action="installation.update",
-        target=str(installation.pk),
-    )
-    event_emit(
-        tenant=installation.tenant,
-        type="installation.updated",
-        data=installation_event_data(installation),
+    _record(
+        installation, actor=actor, action="installation.update", event_type="installation.updated"
     )
     return installation
 
@@ -300,21 +295,18 @@ def installation_uninstall(
     if credential is not None:
         installations = installations.filter(credential_links__credential=credential)
     removed = list(
-        installations.select_related("flow", "end_user").prefetch_related("credential_links__app")
+        installations.select_related("flow", "end_user", "tenant").prefetch_related(
+            "credential_links__app"
+        )
     )
     if not removed:
         raise NotFound(f"“{flow.name}” is not installed for this user.", code="not_installed")
     for installation in removed:
-        event_emit(
-            tenant=end_user.tenant,
-            type="installation.deleted",
-            data=installation_event_data(installation),
-        )
-        audit_record(
-            tenant=end_user.tenant,
+        _record(
+            installation,
             actor=actor,
             action="installation.delete",
-            target=str(installation.pk),
+            event_type="installation.deleted",
         )
     Installation.objects.filter(pk__in=[i.pk for i in removed]).delete()
     return len(removed)

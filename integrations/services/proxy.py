@@ -35,7 +35,6 @@ from integrations.services.outbound import destination_refused, outbound_request
 from integrations.services.refresh import credential_secret_for_use
 from portal.errors import DomainError, Invalid, NotFound
 
-USABLE_STATUSES = (Credential.Status.ACTIVE, Credential.Status.PENDING)
 HOP_BY_HOP_HEADERS = frozenset(
     {
         "connection",
@@ -217,7 +216,7 @@ def proxy_credential_choose(
         raise NotFound(f"No user with id “{user_external_id}”.", code="user_not_found")
     candidates = list(
         Credential.objects.select_related("app", "end_user", "tenant")
-        .filter(tenant=tenant, end_user=end_user, app=app, status__in=USABLE_STATUSES)
+        .filter(tenant=tenant, end_user=end_user, app=app, status__in=Credential.USABLE_STATUSES)
         .order_by("created_at", "pk")[:10]
     )
     if not candidates:
@@ -364,7 +363,7 @@ def proxy_forward(
     credential = proxy_credential_choose(
         tenant=tenant, app=app, credential_id=credential_id, user_external_id=user_external_id
     )
-    if credential.status not in USABLE_STATUSES:
+    if credential.status not in Credential.USABLE_STATUSES:
         raise Invalid(
             f"The {app.name} account {credential.display_name} is "
             f"{credential.get_status_display().lower()}: the user must connect it again.",
@@ -373,7 +372,7 @@ def proxy_forward(
     credential, secret = credential_secret_for_use(
         credential=credential, actor=actor, purpose="proxy"
     )
-    if credential.status not in USABLE_STATUSES:
+    if credential.status not in Credential.USABLE_STATUSES:
         raise Invalid(
             f"The {app.name} account {credential.display_name} expired and could not be "
             "refreshed: the user must connect it again.",
