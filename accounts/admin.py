@@ -1,7 +1,7 @@
-"""The admin for tenants, staff, API keys, end users, sessions, credentials and the audit log.
+"""The admin for tenants, staff, API keys and the audit log.
 
-Secrets are never shown: API keys, signing secrets and webhook secrets appear once, on the
-page that creates them; a credential shows only a masked hint and the id of its key.
+Secrets are never shown: API keys and signing secrets appear once, on the page that creates
+them. End users, connect sessions and credentials are in ``integrations/admin.py``.
 """
 
 from django import forms
@@ -10,27 +10,13 @@ from django.urls import reverse
 from django.utils.translation import ngettext
 
 from accounts.admin_scoping import TenantScopedAdmin, reveal_once_response, staff_can_change
-from accounts.models import (
-    AuditLogEntry,
-    ConnectSession,
-    Credential,
-    EndUser,
-    Membership,
-    Tenant,
-    TenantApiKey,
-)
-from accounts.services.audit import Actor
-from accounts.services.sessions import connect_session_revoke
+from accounts.models import AuditLogEntry, Membership, Tenant, TenantApiKey
 from accounts.services.tenants import (
     tenant_api_key_create,
     tenant_api_key_revoke,
     tenant_signing_secret_rotate,
 )
-from accounts.validators import validate_origins
-from integrations.services.credentials import credential_revoke, credential_verification_enqueue
-from integrations.services.verification import credential_verify
-
-INLINE_VERIFY_LIMIT = 10
+from core.validators import validate_origins
 
 
 class OriginsField(forms.CharField):
@@ -182,168 +168,6 @@ class TenantApiKeyAdmin(TenantScopedAdmin):
             tenant_api_key_revoke(api_key=key)
         self.message_user(
             request, ngettext("Revoked %d key.", "Revoked %d keys.", len(keys)) % len(keys)
-        )
-
-
-class CredentialInline(admin.TabularInline):
-    model = Credential
-    fields = ["app", "label", "identity", "status", "expires_at", "last_verified_at"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(EndUser)
-class EndUserAdmin(TenantScopedAdmin):
-    list_display = ["external_id", "name", "email", "tenant", "created_at"]
-    list_filter = ["tenant"]
-    search_fields = ["external_id", "email", "name"]
-    readonly_fields = ["id", "created_at", "updated_at"]
-    inlines = [CredentialInline]
-
-
-@admin.register(ConnectSession)
-class ConnectSessionAdmin(TenantScopedAdmin):
-    list_display = [
-        "end_user",
-        "tenant",
-        "source",
-        "created_at",
-        "expires_at",
-        "revoked_at",
-        "used_from_origin",
-    ]
-    list_filter = ["tenant", "source"]
-    search_fields = ["end_user__external_id", "end_user__email"]
-    list_select_related = ["end_user", "tenant"]
-    readonly_fields = [
-        "id",
-        "tenant",
-        "end_user",
-        "source",
-        "created_at",
-        "expires_at",
-        "revoked_at",
-        "deployment",
-        "apps",
-        "allow_multiple",
-        "redirect_uri",
-        "theme",
-        "consumer_metadata",
-        "custom_settings",
-        "used_from_origin",
-        "last_used_at",
-    ]
-    fields = readonly_fields
-    actions = ["revoke"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    @admin.action(description="Revoke selected sessions")
-    def revoke(self, request, queryset):
-        sessions = [s for s in queryset if self.has_change_permission(request, s)]
-        for session in sessions:
-            connect_session_revoke(session=session)
-        self.message_user(
-            request,
-            ngettext("Revoked %d session.", "Revoked %d sessions.", len(sessions)) % len(sessions),
-        )
-
-
-@admin.register(Credential)
-class CredentialAdmin(TenantScopedAdmin):
-    list_display = [
-        "display_name",
-        "app",
-        "end_user",
-        "status",
-        "expires_at",
-        "last_verified_at",
-        "tenant",
-    ]
-    list_filter = ["status", "tenant", "app"]
-    search_fields = ["identity", "label", "end_user__external_id", "end_user__email"]
-    list_select_related = ["app", "end_user", "tenant"]
-    fields = [
-        "id",
-        "tenant",
-        "end_user",
-        "app",
-        "label",
-        "identity",
-        "status",
-        "secret",
-        "scopes",
-        "expires_at",
-        "refresh_at",
-        "last_refreshed_at",
-        "last_verified_at",
-        "last_verification_error",
-        "next_verification_at",
-        "created_at",
-        "updated_at",
-    ]
-    readonly_fields = [field for field in fields if field != "label"]
-    actions = ["verify_now", "revoke"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="Secret")
-    def secret(self, obj):
-        if not obj.has_secret:
-            return "None (revoked or not stored)"
-        hint = f" ending {obj.secret_hint}" if obj.secret_hint else ""
-        return f"Encrypted with key {obj.secret_key_id}{hint}; never shown."
-
-    @admin.action(description="Verify now")
-    def verify_now(self, request, queryset):
-        credentials = [c for c in queryset if self.has_change_permission(request, c)]
-        actor = Actor.staff(request.user)
-        if len(credentials) > INLINE_VERIFY_LIMIT:
-            for credential in credentials:
-                credential_verification_enqueue(credential_id=credential.pk)
-            self.message_user(
-                request,
-                f"Queued {len(credentials)} verifications; statuses change here as results arrive.",
-            )
-            return
-        results: dict[str, int] = {}
-        for credential in credentials:
-            outcome = credential_verify(credential_id=credential.pk, actor=actor)
-            results[outcome.kind] = results.get(outcome.kind, 0) + 1
-            if outcome.kind in {"rejected", "unavailable"}:
-                self.message_user(request, f"{credential}: {outcome.reason}", messages.WARNING)
-        summary = ", ".join(f"{count} {kind}" for kind, count in sorted(results.items()))
-        self.message_user(
-            request, f"Verified {len(credentials)} credential(s): {summary or 'none'}."
-        )
-
-    @admin.action(description="Revoke selected credentials")
-    def revoke(self, request, queryset):
-        credentials = [c for c in queryset if self.has_change_permission(request, c)]
-        for credential in credentials:
-            credential_revoke(
-                credential=credential, actor=Actor.staff(request.user), reason="Revoked by staff."
-            )
-        self.message_user(
-            request,
-            ngettext("Revoked %d credential.", "Revoked %d credentials.", len(credentials))
-            % len(credentials),
         )
 
 

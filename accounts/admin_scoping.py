@@ -17,8 +17,8 @@ from accounts.models import Membership, Tenant
 # from the model to its tenant.
 SCOPED_CHOICES = {
     "accounts.enduser": "tenant",
-    "accounts.credential": "tenant",
-    "accounts.connectsession": "tenant",
+    "integrations.credential": "tenant",
+    "integrations.connectsession": "tenant",
     "integrations.flow": "tenant",
     "integrations.deployment": "tenant",
     "integrations.installation": "tenant",

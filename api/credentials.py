@@ -11,19 +11,18 @@ from uuid import UUID
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 
-from accounts.models import Credential, Tenant
-from accounts.selectors import credential_get, credential_list
-from api.app_settings import app_settings
+from accounts.models import Tenant
 from api.auth import request_actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from api.pagination import PageParams, paginate
 from api.schemas import CredentialOut, CredentialStatus, errors
 from api.services import credential_create_from_api, end_user_get_or_404
-from integrations.models import App
-from integrations.selectors import app_get_for_tenant
+from core.conf import conf
+from core.errors import Conflict, NotFound
+from integrations.models import App, Credential
+from integrations.selectors import app_get_for_tenant, credential_get, credential_list
 from integrations.services.credentials import credential_delete
 from integrations.services.verification import credential_verify
-from portal.errors import Conflict, NotFound
 
 router = Router(tags=["credentials"])
 
@@ -159,9 +158,7 @@ def create_credential(request: HttpRequest, payload: CredentialIn):
         fields=payload.fields,
         label=payload.label,
         actor=request_actor(request),
-        wait_seconds=(
-            app_settings.CREDENTIAL_VERIFY_WAIT_SECONDS if payload.wait_for_verification else 0
-        ),
+        wait_seconds=(conf.CREDENTIAL_VERIFY_WAIT_SECONDS if payload.wait_for_verification else 0),
     )
     created.credential.already_existed = created.already_existed
     return Status(200 if created.already_existed else 201, created.credential)

@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
-from portal.errors import DomainError
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

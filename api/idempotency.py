@@ -27,10 +27,10 @@ from django.utils import timezone
 from ninja.decorators import decorate_view
 
 from accounts.models import Tenant
-from accounts.vault import open_secret, seal_secret
-from api.app_settings import app_settings
 from api.models import IdempotencyKey
-from portal.errors import Conflict, Invalid
+from core.conf import conf
+from core.errors import Conflict, Invalid
+from core.vault import open_secret, seal_secret
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -95,8 +95,8 @@ def idempotency_key_claim(
                         method=method,
                         path=path[:1000],
                         fingerprint=fingerprint,
-                        locked_until=now + timedelta(seconds=app_settings.IDEMPOTENCY_LOCK_SECONDS),
-                        expires_at=now + timedelta(seconds=app_settings.IDEMPOTENCY_TTL_SECONDS),
+                        locked_until=now + timedelta(seconds=conf.API_IDEMPOTENCY_LOCK_SECONDS),
+                        expires_at=now + timedelta(seconds=conf.API_IDEMPOTENCY_TTL_SECONDS),
                     )
             except IntegrityError:
                 # A concurrent request with the same key inserted first; it decides.
@@ -118,7 +118,7 @@ def idempotency_key_claim(
                 code="idempotency_key_in_progress",
             )
         # The first request died without an answer: this one takes the key over.
-        record.locked_until = now + timedelta(seconds=app_settings.IDEMPOTENCY_LOCK_SECONDS)
+        record.locked_until = now + timedelta(seconds=conf.API_IDEMPOTENCY_LOCK_SECONDS)
         record.save(update_fields=["locked_until"])
         return record
 

@@ -15,21 +15,20 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Header, Query, Router, Schema, Status
 
-from accounts.models import Credential, EndUser, Tenant
-from accounts.selectors import credential_get
+from accounts.models import EndUser, Tenant
 from api.auth import request_actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from api.schemas import errors
 from api.services import end_user_get_or_404
-from integrations.models import Flow, Installation
-from integrations.selectors import flow_get, installation_list_for_end_user
+from core.errors import Invalid, NotFound
+from integrations.models import Credential, Flow, Installation
+from integrations.selectors import credential_get, flow_get, installation_list_for_end_user
 from integrations.services.installations import (
     installation_install,
     installation_set_enabled,
     installation_uninstall,
     installation_update,
 )
-from portal.errors import Invalid, NotFound
 
 router = Router(tags=["installations"])
 

@@ -1,4 +1,6 @@
-"""Unknown paths and methods under /api/ answer in the API's error shape, not as HTML."""
+"""The API's edge: unknown paths and methods answer in the API's error shape, not as HTML, and
+input with a NUL character is refused before it reaches a view (PostgreSQL cannot store it,
+and no id, name or field of ours may contain it)."""
 
 from collections.abc import Callable
 
@@ -7,6 +9,24 @@ from django.http import HttpRequest, HttpResponse
 from api.errors import error_response
 
 API_PREFIX = "/api/"
+PROXY_PREFIX = "/api/v1/proxy/"
+NUL_ESCAPES = (b"\x00", b"\\u0000")
+
+
+def _has_nul(request: HttpRequest) -> bool:
+    """A NUL in the path, the query string or a JSON body (a proxied body is the upstream's
+    business and may be binary)."""
+    if "\x00" in request.path or any(
+        "\x00" in key or any("\x00" in value for value in values)
+        for key, values in request.GET.lists()
+    ):
+        return True
+    if request.path.startswith(PROXY_PREFIX):
+        return False
+    if request.content_type != "application/json":
+        return False
+    body = request.body
+    return any(escape in body for escape in NUL_ESCAPES)
 
 
 class ApiErrorShapeMiddleware:
@@ -14,6 +34,13 @@ class ApiErrorShapeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(API_PREFIX) and _has_nul(request):
+            return error_response(
+                422,
+                "invalid_characters",
+                "The request contains a NUL character (\\u0000), which no id, name or field "
+                "may contain. Remove it and send the request again.",
+            )
         response = self.get_response(request)
         if (
             not request.path.startswith(API_PREFIX)

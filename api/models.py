@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import SealedSecretModel, Tenant
+from accounts.models import Tenant
+from core.vault import SealedSecretModel
 
 
 class IdempotencyKey(SealedSecretModel):

@@ -15,7 +15,7 @@ from django.core import signing
 from django.db.models import Model, Q, QuerySet
 from ninja import Field, Schema
 
-from portal.errors import Invalid
+from core.errors import Invalid
 
 CURSOR_SALT = "api.v1.cursor"
 DEFAULT_LIMIT = 50

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Router
 
-from api.app_settings import app_settings
 from api.auth import request_actor
 from api.schemas import errors
+from core.conf import conf
 from integrations.services.proxy import ProxyCall, ProxyLimits, proxy_forward
 
 router = Router(tags=["proxy"])
@@ -32,8 +32,8 @@ caching, `Retry-After`, rate-limit headers), plus `{CREDENTIAL_HEADER}` naming t
   backslash, a leading `/` or a scheme is a 400 (`invalid_proxy_path`). Redirects are followed
   only while they stay under the base URL; one leaving it is a 502
   (`upstream_redirect_refused`).
-- **Limits**: the upstream must answer within {app_settings.PROXY_READ_TIMEOUT:g} s (else 504
-  `upstream_timeout`) with at most {app_settings.PROXY_MAX_RESPONSE_BYTES // (1024 * 1024)} MB
+- **Limits**: the upstream must answer within {conf.PROXY_READ_TIMEOUT:g} s (else 504
+  `upstream_timeout`) with at most {conf.PROXY_MAX_RESPONSE_BYTES // (1024 * 1024)} MB
   (else 502 `upstream_response_too_large`); unreachable is 502 `upstream_unreachable`.
 - Every call is in the tenant's audit log with the credential used (never the secret).
 
@@ -76,10 +76,10 @@ PROXY_OPENAPI_EXTRA = {
 
 def _limits() -> ProxyLimits:
     return ProxyLimits(
-        connect_timeout=app_settings.PROXY_CONNECT_TIMEOUT,
-        read_timeout=app_settings.PROXY_READ_TIMEOUT,
-        max_response_bytes=app_settings.PROXY_MAX_RESPONSE_BYTES,
-        max_redirects=app_settings.PROXY_MAX_REDIRECTS,
+        connect_timeout=conf.PROXY_CONNECT_TIMEOUT,
+        read_timeout=conf.PROXY_READ_TIMEOUT,
+        max_response_bytes=conf.PROXY_MAX_RESPONSE_BYTES,
+        max_redirects=conf.PROXY_MAX_REDIRECTS,
     )
 
 

@@ -8,8 +8,8 @@ from uuid import UUID
 
 from ninja import Field, Schema
 
-from accounts.models import Credential
 from api.errors import ErrorOut
+from integrations.models import Credential
 
 CredentialStatus = Literal["pending", "active", "invalid", "expired", "revoked"]
 

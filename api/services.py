@@ -13,10 +13,11 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounts.models import Credential, EndUser, Tenant
+from accounts.models import EndUser, Tenant
 from accounts.selectors import end_user_get
 from accounts.services.audit import Actor, audit_record
-from integrations.models import App
+from core.errors import Invalid, NotFound
+from integrations.models import App, Credential
 from integrations.selectors import credential_merged_into, installation_list_for_end_user
 from integrations.services.credentials import (
     credential_create_from_fields,
@@ -24,7 +25,6 @@ from integrations.services.credentials import (
     credential_fields_clean,
 )
 from integrations.services.installations import installation_uninstall
-from portal.errors import Invalid, NotFound
 
 VERIFY_POLL_SECONDS = 0.1
 

@@ -11,9 +11,9 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema
 from ninja.responses import Status
 
-from accounts.models import ConnectSession
-from accounts.services.sessions import connect_session_open, connect_session_revoke
 from api.errors import ErrorOut
+from integrations.models import ConnectSession
+from integrations.services.connect_sessions import connect_session_open, connect_session_revoke
 
 router = Router(tags=["sessions"])
 

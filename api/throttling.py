@@ -15,6 +15,8 @@ from django.core.cache import cache
 from django.http import HttpRequest
 from ninja.throttling import BaseThrottle
 
+from core.conf import conf
+
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -38,9 +40,7 @@ class TenantKeyRateThrottle(BaseThrottle):
 
     @property
     def rate(self) -> str:
-        from api.app_settings import app_settings
-
-        return self.fixed_rate or app_settings.RATE_LIMIT
+        return self.fixed_rate or conf.API_RATE_LIMIT
 
     def allow_request(self, request: HttpRequest) -> bool:
         api_key = getattr(request, "auth", None)

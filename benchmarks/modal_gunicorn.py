@@ -40,8 +40,8 @@ SEED = textwrap.dedent(
     from accounts.services.end_users import end_user_upsert
     from accounts.services.sessions import connect_session_create
     from accounts.services.tenants import tenant_create
-    from accounts.models import Credential
-    from accounts.vault import seal_secret
+    from integrations.models import Credential
+    from core.vault import seal_secret
     from integrations.models import App, Deployment, Flow
 
     count = int(os.environ["BENCH_APPS"])

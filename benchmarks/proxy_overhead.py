@@ -107,9 +107,9 @@ import json
 import django
 django.setup()
 from accounts.services.tenants import tenant_api_key_create, tenant_create
-from accounts.models import Credential
+from integrations.models import Credential
 from accounts.services.end_users import end_user_upsert
-from accounts.vault import seal_secret
+from core.vault import seal_secret
 from integrations.models import App
 
 tenant = tenant_create(name="Bench tenant", slug="bench-{run}")

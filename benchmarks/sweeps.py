@@ -183,10 +183,10 @@ def _measure(n: int, repeat: int) -> bool:
     from django.db import transaction
     from django.utils import timezone
 
+    from core.conf import conf
     from integrations.services import sweeps
-    from integrations.services.job_settings import job_settings
 
-    batch = job_settings.SWEEP_BATCH_SIZE
+    batch = conf.SWEEP_BATCH_SIZE
     ok = True
     print(f"\n{n:,} credentials, batch size {batch}")
     print(

@@ -46,9 +46,9 @@ class Provider(BaseHTTPRequestHandler):
 
 
 def _credentials(n: int, base_url: str) -> list[str]:
-    from accounts.models import Credential, EndUser, Tenant
-    from accounts.vault import seal_secret
-    from integrations.models import App
+    from accounts.models import EndUser, Tenant
+    from core.vault import seal_secret
+    from integrations.models import App, Credential
 
     Credential.objects.filter(tenant__slug="bench-verify").delete()
     tenant, _ = Tenant.objects.get_or_create(slug="bench-verify", defaults={"name": "Bench"})
@@ -76,13 +76,13 @@ def _credentials(n: int, base_url: str) -> list[str]:
 
 
 def _reset(ids: list[str]) -> None:
-    from accounts.models import Credential
+    from integrations.models import Credential
 
     Credential.objects.filter(pk__in=ids).update(status="pending", identity="")
 
 
 def _active(ids: list[str]) -> int:
-    from accounts.models import Credential
+    from integrations.models import Credential
 
     return Credential.objects.filter(pk__in=ids, status="active").count()
 

@@ -1,4 +1,5 @@
-"""The app catalog, tenants' flows and deployments, installations, and the webhook outbox."""
+"""The domain: the app catalog, credentials, connect sessions, flows and deployments,
+installations, OAuth attempts, and the webhook outbox."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import SealedSecretModel, Tenant
+from accounts.models import EndUser, Tenant
+from core.validators import validate_http_url, validate_theme
+from core.vault import SealedSecretModel
 from integrations.app_schema import (
     AUTH_SCHEME_SCHEMA,
     FIELDS_SCHEMA,
@@ -346,7 +349,7 @@ class InstallationCredential(models.Model):
     )
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="+")
     credential = models.ForeignKey(
-        "accounts.Credential", on_delete=models.CASCADE, related_name="installation_links"
+        "Credential", on_delete=models.CASCADE, related_name="installation_links"
     )
 
     class Meta:
@@ -476,6 +479,150 @@ class WebhookAttempt(models.Model):
         return f"{self.status_code or self.error} at {self.attempted_at:%H:%M:%S}"
 
 
+class ConnectSession(models.Model):
+    """A short-lived, revocable ticket that opens the modal for one end user.
+
+    Only the SHA-256 of the token is stored; the token itself travels in the session URL and,
+    from the modal, in a request header, never in a cookie.
+    """
+
+    class Source(models.TextChoices):
+        API = "api", "Sessions API"
+        USER_HASH = "user_hash", "User hash"
+        DEMO = "demo", "Demo"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="connect_sessions")
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="connect_sessions")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    deployment = models.ForeignKey("Deployment", null=True, blank=True, on_delete=models.CASCADE)
+    apps = models.ManyToManyField(
+        "App",
+        blank=True,
+        related_name="+",
+        help_text="When set, only these apps are offered.",
+    )
+    allow_multiple = models.BooleanField(
+        default=True, help_text="Offer 'Add another account' for an app already connected."
+    )
+    redirect_uri = models.URLField(max_length=1000, blank=True)
+    theme = models.JSONField(default=dict, blank=True)
+    consumer_metadata = models.JSONField(default=dict, blank=True)
+    custom_settings = models.JSONField(default=dict, blank=True)
+    used_from_origin = models.CharField(max_length=255, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = "connect session"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="session_tenant_created"),
+            models.Index(fields=["expires_at"], name="session_expires"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Session for {self.end_user} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+    def is_expired(self, now=None) -> bool:
+        return (now or timezone.now()) >= self.expires_at
+
+    @property
+    def is_usable(self) -> bool:
+        return self.revoked_at is None and not self.is_expired()
+
+    def clean(self) -> None:
+        self.theme = validate_theme(self.theme)
+        if self.redirect_uri:
+            validate_http_url(self.redirect_uri, field="redirect_uri")
+
+
+class Credential(SealedSecretModel):
+    """A connected account: an end user's credential for one app, its secret sealed by the vault.
+
+    An end user may hold several credentials for one app, but one provider identity only once.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Verifying"
+        ACTIVE = "active", "Connected"
+        INVALID = "invalid", "Failed"
+        EXPIRED = "expired", "Expired"
+        REVOKED = "revoked", "Revoked"
+
+    # Statuses in which a credential may be used: connected, or still being verified.
+    USABLE_STATUSES = (Status.ACTIVE, Status.PENDING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="credentials")
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="credentials")
+    app = models.ForeignKey("App", on_delete=models.PROTECT, related_name="credentials")
+    label = models.CharField(max_length=120, blank=True)
+    identity = models.CharField(
+        max_length=255, blank=True, help_text="The account at the provider, read by verification."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    secret_hint = models.CharField(
+        max_length=16, blank=True, editable=False, help_text="The last characters of the secret."
+    )
+    scopes = models.JSONField(default=list, blank=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the access token expires (OAuth2)."
+    )
+    refresh_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the access token is due for refresh."
+    )
+    last_refreshed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_verification_error = models.TextField(blank=True, editable=False)
+    verification_attempts = models.PositiveIntegerField(default=0, editable=False)
+    next_verification_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["end_user", "app", "identity"],
+                condition=~Q(identity=""),
+                name="credential_identity_once_per_user_app",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "active", "invalid", "expired", "revoked"]),
+                name="credential_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "end_user", "app"], name="credential_owner"),
+            models.Index(fields=["tenant", "status"], name="credential_tenant_status"),
+            # The sweeps of the background jobs: each selects what is due through one of these.
+            models.Index(
+                fields=["refresh_at"],
+                condition=Q(status="active", refresh_at__isnull=False),
+                name="credential_refresh_due",
+            ),
+            models.Index(
+                fields=["next_verification_at"],
+                condition=Q(status="active", next_verification_at__isnull=False),
+                name="credential_reverify_due",
+            ),
+            models.Index(
+                fields=["updated_at"], condition=Q(status="pending"), name="credential_pending"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.identity or f"{self.app} account"
+
+
 class OAuthAttempt(SealedSecretModel):
     """One OAuth2 authorization started from the modal: its state, PKCE verifier and outcome.
 
@@ -504,7 +651,7 @@ class OAuthAttempt(SealedSecretModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     session = models.ForeignKey(
-        "accounts.ConnectSession", on_delete=models.CASCADE, related_name="oauth_attempts"
+        "ConnectSession", on_delete=models.CASCADE, related_name="oauth_attempts"
     )
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="+")
     flow = models.ForeignKey(
@@ -512,7 +659,7 @@ class OAuthAttempt(SealedSecretModel):
     )
     purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.CONNECT)
     reconnect = models.ForeignKey(
-        "accounts.Credential",
+        "Credential",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
@@ -520,7 +667,7 @@ class OAuthAttempt(SealedSecretModel):
         help_text="The account whose secret this authorization replaces.",
     )
     credential = models.ForeignKey(
-        "accounts.Credential",
+        "Credential",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,

@@ -18,7 +18,13 @@ import logging
 from celery import Task, shared_task
 from kombu.exceptions import OperationalError
 
-from integrations.services.job_settings import backoff_seconds, job_settings
+from core.conf import conf
+from integrations.services.jobs import (
+    DELIVER_WEBHOOK,
+    REFRESH_CREDENTIAL,
+    VERIFY_CREDENTIAL,
+    backoff_seconds,
+)
 from integrations.services.refresh import credential_refresh
 from integrations.services.sweeps import (
     sweep_pending_credentials,
@@ -53,12 +59,19 @@ def _retry_later(task: Task, *, delay: float, max_retries: int | None) -> None:
     if max_retries is not None and request.retries >= max_retries:
         logger.info("%s%s is out of retries; the sweeps take over.", task.name, request.args)
         return
-    if delay > job_settings.TASK_MAX_COUNTDOWN_SECONDS:
+    if delay > conf.TASK_MAX_COUNTDOWN_SECONDS:
         return
     raise task.retry(countdown=delay)
 
 
-@shared_task(base=PortalTask, bind=True, acks_late=True, max_retries=None, ignore_result=True)
+@shared_task(
+    name=VERIFY_CREDENTIAL,
+    base=PortalTask,
+    bind=True,
+    acks_late=True,
+    max_retries=None,
+    ignore_result=True,
+)
 def verify_credential(self, credential_id: str) -> str:
     """Verify one credential; a provider that is down, busy (429) or slow is retried with
     backoff, honouring ``Retry-After``, and the credential's status never changes for it."""
@@ -66,29 +79,43 @@ def verify_credential(self, credential_id: str) -> str:
     if outcome.kind == "unavailable":
         backoff = backoff_seconds(
             attempt=self.request.retries + 1,
-            base=job_settings.VERIFY_RETRY_BASE_SECONDS,
-            maximum=job_settings.VERIFY_RETRY_MAX_SECONDS,
+            base=conf.VERIFY_RETRY_BASE_SECONDS,
+            maximum=conf.VERIFY_RETRY_MAX_SECONDS,
         )
         delay = backoff if outcome.retry_after is None else outcome.retry_after
-        _retry_later(self, delay=delay, max_retries=job_settings.VERIFY_MAX_RETRIES)
+        _retry_later(self, delay=delay, max_retries=conf.VERIFY_MAX_RETRIES)
     return outcome.kind
 
 
-@shared_task(base=PortalTask, bind=True, acks_late=True, max_retries=None, ignore_result=True)
+@shared_task(
+    name=REFRESH_CREDENTIAL,
+    base=PortalTask,
+    bind=True,
+    acks_late=True,
+    max_retries=None,
+    ignore_result=True,
+)
 def refresh_credential(self, credential_id: str) -> str:
     """Refresh one OAuth2 credential if it is (still) due; a provider that is down is retried."""
     outcome = credential_refresh(credential_id=credential_id)
     if outcome.kind == "unavailable":
         delay = backoff_seconds(
             attempt=self.request.retries + 1,
-            base=job_settings.REFRESH_RETRY_BASE_SECONDS,
-            maximum=job_settings.REFRESH_RETRY_MAX_SECONDS,
+            base=conf.REFRESH_RETRY_BASE_SECONDS,
+            maximum=conf.REFRESH_RETRY_MAX_SECONDS,
         )
-        _retry_later(self, delay=delay, max_retries=job_settings.REFRESH_MAX_RETRIES)
+        _retry_later(self, delay=delay, max_retries=conf.REFRESH_MAX_RETRIES)
     return outcome.kind
 
 
-@shared_task(base=PortalTask, bind=True, acks_late=True, max_retries=None, ignore_result=True)
+@shared_task(
+    name=DELIVER_WEBHOOK,
+    base=PortalTask,
+    bind=True,
+    acks_late=True,
+    max_retries=None,
+    ignore_result=True,
+)
 def deliver_webhook(self, delivery_id: str, attempt: int | None = None) -> str:
     """Make one attempt of a webhook delivery; the delivery's own schedule (backoff for up to
     24 hours) decides when the next one is due, and this job queues it."""
@@ -96,7 +123,7 @@ def deliver_webhook(self, delivery_id: str, attempt: int | None = None) -> str:
     if outcome.kind == "retrying" and outcome.retry_in is not None:
         request = self.request
         if not (request.is_eager or request.called_directly) and (
-            outcome.retry_in <= job_settings.TASK_MAX_COUNTDOWN_SECONDS
+            outcome.retry_in <= conf.TASK_MAX_COUNTDOWN_SECONDS
         ):
             raise self.retry(args=[delivery_id, outcome.attempt_count], countdown=outcome.retry_in)
     return outcome.kind

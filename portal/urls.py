@@ -1,11 +1,11 @@
 """URLs: the admin (signed in through allauth), staff accounts, the API, the modal, the sandbox."""
 
 from allauth.account.decorators import secure_admin_login
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
 from api.api import api
+from core.conf import conf
 
 admin.site.login = secure_admin_login(admin.site.login)
 admin.site.site_header = "Connect portal"
@@ -15,10 +15,10 @@ admin.site.index_title = "Administration"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
-    path("embed/", include("accounts.urls")),
-    path("connect/", include("integrations.urls")),
+    path("embed/", include("connect.embed_urls")),
+    path("connect/", include("connect.urls")),
     path("api/v1/", api.urls),
 ]
 
-if settings.PORTAL_SANDBOX_ENABLED:
+if conf.SANDBOX_ENABLED:
     urlpatterns.append(path("sandbox/", include("sandbox.urls")))

@@ -8,18 +8,18 @@ the tenant's backend: it computes the user hash and issues a session with the te
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from accounts.models import ConnectSession, Tenant
-from accounts.services.sessions import connect_session_create
+from accounts.models import Tenant
 from accounts.services.tenants import tenant_user_hash
-from accounts.validators import origin_of
-from integrations.models import Deployment
-from portal.demo import DEMO_TENANT_SLUG, DEMO_USER_ID
+from core.conf import conf
+from core.validators import origin_of
+from integrations.models import ConnectSession, Deployment
+from integrations.services.connect_sessions import connect_session_create
+from sandbox.demo import DEMO_TENANT_SLUG, DEMO_USER_ID
 
 
 @never_cache
@@ -31,7 +31,7 @@ def host_example(request: HttpRequest) -> HttpResponse:
         return render(request, "sandbox/host_example_missing.html", status=404)
     deployment = Deployment.objects.filter(tenant=tenant, is_active=True).order_by("name").first()
     page_origin = origin_of(request.build_absolute_uri("/"))
-    portal_origin = origin_of(settings.PORTAL_BASE_URL)
+    portal_origin = origin_of(conf.BASE_URL)
     session = connect_session_create(
         tenant=tenant,
         end_user=end_user,
@@ -42,15 +42,14 @@ def host_example(request: HttpRequest) -> HttpResponse:
         request,
         "sandbox/host_example.html",
         {
-            "portal_base_url": settings.PORTAL_BASE_URL,
+            "portal_base_url": conf.BASE_URL,
             "tenant_id": str(tenant.pk),
             "user_id": end_user.external_id,
             "user_hash": tenant_user_hash(tenant=tenant, user_id=end_user.external_id),
             "deployment_id": str(deployment.pk) if deployment else "",
             "session_url": session.url,
             "same_origin": page_origin == portal_origin,
-            "other_origin_url": settings.PORTAL_BASE_URL.replace("127.0.0.1", "localhost", 1)
-            + request.path,
+            "other_origin_url": conf.BASE_URL.replace("127.0.0.1", "localhost", 1) + request.path,
             "page_allowed": page_origin in tenant.allowed_origins,
         },
     )

@@ -7,9 +7,9 @@ from typing import Any
 
 from django.utils.text import slugify
 
-from accounts.models import Credential, EndUser, Tenant
-from accounts.vault import seal_secret
-from integrations.models import App, Deployment, Flow
+from accounts.models import EndUser, Tenant
+from core.vault import seal_secret
+from integrations.models import App, Credential, Deployment, Flow
 
 _counter = itertools.count(1)
 

@@ -6,10 +6,10 @@ from io import StringIO
 from django.core.management import call_command
 from django.test import override_settings
 
-from accounts.models import ConnectSession, EndUser, Tenant, TenantApiKey
+from accounts.models import EndUser, Tenant, TenantApiKey
 from accounts.services.tenants import tenant_api_key_authenticate
-from integrations.models import App, Deployment, Flow
-from portal.demo import demo_seed
+from integrations.models import App, ConnectSession, Deployment, Flow
+from sandbox.demo import demo_seed
 
 
 def test_the_demo_seeds_a_tenant_whose_session_url_opens_the_modal(db, client, tmp_path):

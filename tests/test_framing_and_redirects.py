@@ -2,8 +2,8 @@
 
 import pytest
 
-from accounts.services.sessions import connect_session_create
 from accounts.services.tenants import tenant_create
+from integrations.services.connect_sessions import connect_session_create
 from tests import factories
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from accounts.models import AuditLogEntry, Credential, Tenant
+from django.db.models import Model
+
+from accounts.models import AuditLogEntry, Tenant
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def audit_record(
     tenant: Tenant,
     actor: Actor,
     action: str,
-    credential: Credential | None = None,
+    credential: Model | None = None,
     outcome: str = AuditLogEntry.Outcome.SUCCESS,
     target: str = "",
     detail: dict[str, Any] | None = None,

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.models import EndUser, Tenant
-from portal.errors import Invalid
+from core.errors import Invalid
 
 PROFILE_FIELDS = ("email", "name", "account_name", "image_url")
 

@@ -12,8 +12,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Tenant, TenantApiKey
-from accounts.tokens import hash_token
-from accounts.vault import open_secret, seal_secret
+from core.tokens import hash_token
+from core.vault import open_secret, seal_secret
 
 API_KEY_PREFIX = "cp_sk_"
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from django.apps import apps
 from django.db import models, transaction
 
-from accounts.models import SealedSecretModel
-from accounts.vault import VaultError, decrypt, encrypt, get_keyring
+from core.vault import SealedSecretModel, VaultError, decrypt, encrypt, get_keyring
 
 
 @dataclass

@@ -13,11 +13,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Credential, EndUser
+from accounts.models import EndUser
 from accounts.services.audit import Actor, audit_record
-from accounts.vault import VaultError, clear_secret, open_secret, seal_secret
-from integrations.models import App, Installation
+from core.vault import VaultError, clear_secret, open_secret, seal_secret
+from integrations.models import App, Credential, Installation
 from integrations.services.events import credential_event_data, event_emit
+from integrations.services.jobs import verification_enqueue
 
 MAX_FIELD_LENGTH = 4096
 
@@ -87,14 +88,8 @@ def credential_create_from_fields(
     event_emit(
         tenant=end_user.tenant, type="credential.created", data=credential_event_data(credential)
     )
-    credential_verification_enqueue(credential_id=credential.pk)
+    verification_enqueue(credential_id=credential.pk)
     return credential
-
-
-def credential_verification_enqueue(*, credential_id) -> None:
-    from integrations.tasks import verify_credential
-
-    transaction.on_commit(lambda: verify_credential.delay(str(credential_id)))
 
 
 def credential_revoke_at_provider(*, credential: Credential) -> bool:

@@ -11,9 +11,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Credential, Tenant
-from integrations.models import Event, WebhookDelivery, WebhookEndpoint
-from integrations.services.webhook_delivery import webhook_delivery_enqueue
+from accounts.models import Tenant
+from integrations.models import Credential, Event, WebhookDelivery, WebhookEndpoint
+from integrations.services.jobs import webhook_delivery_enqueue
 
 
 def event_emit(*, tenant: Tenant, type: str, data: dict[str, Any]) -> Event:

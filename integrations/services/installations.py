@@ -16,11 +16,11 @@ import jsonschema
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Credential, EndUser
+from accounts.models import EndUser
 from accounts.services.audit import Actor, audit_record
-from integrations.models import Flow, Installation, InstallationCredential, Workflow
+from core.errors import Conflict, Invalid, NotFound
+from integrations.models import Credential, Flow, Installation, InstallationCredential, Workflow
 from integrations.services.events import event_emit
-from portal.errors import Conflict, Invalid, NotFound
 
 
 def installation_event_data(installation: Installation, **extra: Any) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import requests
 from django.utils import timezone
 
-from accounts.models import Credential, Tenant
-from integrations.models import App, TenantOAuthClient
+from accounts.models import Tenant
+from core.http import outbound_request
+from integrations.models import App, Credential, TenantOAuthClient
 from integrations.services.oauth_clients import oauth_client_secret
-from integrations.services.outbound import outbound_request
 
 TIMEOUT = (5, 15)
 TOKEN_FIELDS = ("access_token", "refresh_token", "token_type", "id_token")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from accounts.models import Tenant
-from accounts.vault import open_secret, seal_secret
+from core.vault import open_secret, seal_secret
 from integrations.models import App, TenantOAuthClient
 
 

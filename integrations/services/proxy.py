@@ -25,15 +25,15 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import ReadTimeoutError
 
-from accounts.models import Credential, Tenant
-from accounts.selectors import credential_get, end_user_get
+from accounts.models import Tenant
+from accounts.selectors import end_user_get
 from accounts.services.audit import Actor, audit_record
-from integrations.models import App
-from integrations.selectors import app_get_for_tenant
+from core.errors import DomainError, Invalid, NotFound
+from core.http import destination_refused, outbound_request
+from integrations.models import App, Credential
+from integrations.selectors import app_get_for_tenant, credential_get
 from integrations.services.auth import AppliedAuth, TemplateValueMissing, auth_apply
-from integrations.services.outbound import destination_refused, outbound_request
 from integrations.services.refresh import credential_secret_for_use
-from portal.errors import DomainError, Invalid, NotFound
 
 HOP_BY_HOP_HEADERS = frozenset(
     {

@@ -21,9 +21,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Credential
 from accounts.services.audit import Actor, audit_record
-from accounts.vault import VaultError, open_secret
+from core.vault import VaultError, open_secret
+from integrations.models import Credential
 from integrations.services.events import credential_event_data, event_emit
 from integrations.services.oauth import (
     OAuthError,

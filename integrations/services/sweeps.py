@@ -22,9 +22,14 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import Credential
-from integrations.models import WebhookDelivery
-from integrations.services.job_settings import job_settings
+from core.conf import conf
+from integrations.models import Credential, WebhookDelivery
+from integrations.services.jobs import (
+    DELIVER_WEBHOOK,
+    REFRESH_CREDENTIAL,
+    VERIFY_CREDENTIAL,
+    job_send,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +56,7 @@ def credentials_reverify_due(*, now: datetime) -> QuerySet[Credential]:
 def credentials_pending_stuck(*, now: datetime) -> QuerySet[Credential]:
     """Credentials pending for longer than PENDING_AFTER_SECONDS (``credential_pending``):
     their verification job was never queued (the broker was down) or was lost."""
-    cutoff = now - timedelta(seconds=job_settings.PENDING_AFTER_SECONDS)
+    cutoff = now - timedelta(seconds=conf.PENDING_AFTER_SECONDS)
     return Credential.objects.filter(
         status=Credential.Status.PENDING, updated_at__lte=cutoff
     ).order_by("updated_at")
@@ -83,8 +88,8 @@ def _sweep(
     enqueue: Callable[..., None],
 ) -> SweepResult:
     queued = batches = 0
-    batch_size = job_settings.SWEEP_BATCH_SIZE
-    for _ in range(job_settings.SWEEP_MAX_BATCHES):
+    batch_size = conf.SWEEP_BATCH_SIZE
+    for _ in range(conf.SWEEP_MAX_BATCHES):
         with transaction.atomic():
             rows = list(due.select_for_update(skip_locked=True).values_list(*fields)[:batch_size])
             if not rows:
@@ -102,50 +107,40 @@ def _sweep(
 
 
 def sweep_refresh_due(*, now: datetime | None = None) -> SweepResult:
-    from integrations.tasks import refresh_credential
-
     now = now or timezone.now()
     return _sweep(
         due=credentials_refresh_due(now=now),
         fields=("pk",),
-        lease={"refresh_at": now + timedelta(seconds=job_settings.REFRESH_LEASE_SECONDS)},
-        enqueue=refresh_credential.delay,
+        lease={"refresh_at": now + timedelta(seconds=conf.REFRESH_LEASE_SECONDS)},
+        enqueue=functools.partial(job_send, REFRESH_CREDENTIAL),
     )
 
 
 def sweep_reverify_due(*, now: datetime | None = None) -> SweepResult:
-    from integrations.tasks import verify_credential
-
     now = now or timezone.now()
     return _sweep(
         due=credentials_reverify_due(now=now),
         fields=("pk",),
-        lease={
-            "next_verification_at": now + timedelta(seconds=job_settings.REVERIFY_LEASE_SECONDS)
-        },
-        enqueue=verify_credential.delay,
+        lease={"next_verification_at": now + timedelta(seconds=conf.REVERIFY_LEASE_SECONDS)},
+        enqueue=functools.partial(job_send, VERIFY_CREDENTIAL),
     )
 
 
 def sweep_pending_credentials(*, now: datetime | None = None) -> SweepResult:
-    from integrations.tasks import verify_credential
-
     now = now or timezone.now()
     return _sweep(
         due=credentials_pending_stuck(now=now),
         fields=("pk",),
         lease={"updated_at": now},
-        enqueue=verify_credential.delay,
+        enqueue=functools.partial(job_send, VERIFY_CREDENTIAL),
     )
 
 
 def sweep_webhook_deliveries(*, now: datetime | None = None) -> SweepResult:
-    from integrations.tasks import deliver_webhook
-
     now = now or timezone.now()
     return _sweep(
         due=webhook_deliveries_due(now=now),
         fields=("pk", "attempt_count"),
-        lease={"next_attempt_at": now + timedelta(seconds=job_settings.WEBHOOK_LEASE_SECONDS)},
-        enqueue=deliver_webhook.delay,
+        lease={"next_attempt_at": now + timedelta(seconds=conf.WEBHOOK_LEASE_SECONDS)},
+        enqueue=functools.partial(job_send, DELIVER_WEBHOOK),
     )

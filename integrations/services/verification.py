@@ -20,13 +20,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import Credential
 from accounts.services.audit import Actor, audit_record
-from accounts.vault import VaultError, open_secret, seal_secret
+from core.conf import conf
+from core.http import outbound_request
+from core.vault import VaultError, open_secret, seal_secret
+from integrations.models import Credential
 from integrations.services.auth import TemplateValueMissing, auth_apply
 from integrations.services.events import credential_event_data, event_emit
-from integrations.services.job_settings import job_settings
-from integrations.services.outbound import outbound_request
 from integrations.services.refresh import credential_refresh, credential_refresh_due
 
 logger = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ def credential_next_verification_at(credential: Credential, *, now: datetime) ->
     """
     if credential.expires_at is None:
         interval = credential.app.reverify_interval_seconds
-        spread = random.uniform(1 - job_settings.REVERIFY_JITTER, 1)  # noqa: S311
+        spread = random.uniform(1 - conf.REVERIFY_JITTER, 1)  # noqa: S311
         return now + timedelta(seconds=interval * spread)
     if credential.refresh_at is None:
         return credential.expires_at

@@ -16,7 +16,6 @@ attempt is recorded with what the receiver answered.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
@@ -28,10 +27,11 @@ from django.db import transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from accounts.vault import VaultError
+from core.conf import conf
+from core.http import outbound_request
+from core.vault import VaultError
 from integrations.models import Event, WebhookAttempt, WebhookDelivery
-from integrations.services.job_settings import backoff_seconds, job_settings
-from integrations.services.outbound import outbound_request
+from integrations.services.jobs import backoff_seconds, webhook_delivery_enqueue
 from integrations.services.webhooks import webhook_endpoint_secret
 
 logger = logging.getLogger(__name__)
@@ -71,13 +71,6 @@ def webhook_signed_request(
     return body.encode(), headers
 
 
-def webhook_delivery_enqueue(*, delivery_id, attempt: int) -> None:
-    """Queue an attempt once the current transaction commits (the sweep catches lost jobs)."""
-    from integrations.tasks import deliver_webhook
-
-    transaction.on_commit(functools.partial(deliver_webhook.delay, str(delivery_id), attempt))
-
-
 def _is_retryable(status_code: int | None) -> bool:
     return status_code is None or status_code >= 500 or status_code in (408, 429)
 
@@ -95,7 +88,7 @@ def _series_started_at(delivery: WebhookDelivery) -> datetime:
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str, str]:
     """POST and return (status code, start of the response body, error)."""
-    read_timeout = job_settings.WEBHOOK_TIMEOUT_SECONDS
+    read_timeout = conf.WEBHOOK_TIMEOUT_SECONDS
     try:
         with outbound_request(
             "POST",
@@ -177,10 +170,10 @@ def webhook_delivery_attempt(*, delivery_id, attempt: int | None = None) -> Deli
         elif endpoint.is_active and _is_retryable(status_code):
             retry_in = backoff_seconds(
                 attempt=delivery.attempt_count,
-                base=job_settings.WEBHOOK_RETRY_BASE_SECONDS,
-                maximum=job_settings.WEBHOOK_RETRY_MAX_SECONDS,
+                base=conf.WEBHOOK_RETRY_BASE_SECONDS,
+                maximum=conf.WEBHOOK_RETRY_MAX_SECONDS,
             )
-            window = timedelta(seconds=job_settings.WEBHOOK_RETRY_WINDOW_SECONDS)
+            window = timedelta(seconds=conf.WEBHOOK_RETRY_WINDOW_SECONDS)
             if now + timedelta(seconds=retry_in) > _series_started_at(delivery) + window:
                 delivery.status = WebhookDelivery.Status.FAILED
                 delivery.next_attempt_at = None

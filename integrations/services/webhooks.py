@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import secrets
 
-from accounts.vault import open_secret, seal_secret
+from core.vault import open_secret, seal_secret
 from integrations.models import WebhookEndpoint
 
 

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "accounts",
     "integrations",
+    "connect",
     "api",
     "sandbox",
 ]
@@ -198,7 +199,5 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# The server API and its proxy (defaults in api/app_settings.py).
-PORTAL_API_RATE_LIMIT = env_str("PORTAL_API_RATE_LIMIT", "1000/m")
-PORTAL_PROXY_READ_TIMEOUT = env_int("PORTAL_PROXY_READ_TIMEOUT", 30)
-PORTAL_PROXY_MAX_RESPONSE_BYTES = env_int("PORTAL_PROXY_MAX_RESPONSE_BYTES", 10 * 1024 * 1024)
+# Every other PORTAL_* setting (the API, the proxy, the jobs) is read by core.conf, from this
+# module when it sets the name, else from the environment variable, else its stated default.

@@ -4,10 +4,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from accounts.models import Credential, Membership, TenantApiKey
+from accounts.models import Membership, TenantApiKey
 from accounts.services.tenants import tenant_api_key_authenticate, tenant_create
-from accounts.vault import seal_secret
-from integrations.models import TenantOAuthClient, WebhookEndpoint
+from core.vault import seal_secret
+from integrations.models import Credential, TenantOAuthClient, WebhookEndpoint
 from tests import factories
 
 User = get_user_model()
@@ -86,7 +86,7 @@ def test_tenant_staff_cannot_open_another_tenants_credential_flow_or_end_user(cl
     ours = objects[acme.slug]
     assert (
         client.get(
-            reverse("admin:accounts_credential_change", args=[ours["credential"].pk])
+            reverse("admin:integrations_credential_change", args=[ours["credential"].pk])
         ).status_code
         == 200
     )
@@ -127,7 +127,7 @@ def test_staff_without_a_membership_sees_nothing(client, world):
         username="loner", email="loner@x.test", password="pw-123456789", is_staff=True
     )
     client.force_login(user)
-    assert client.get(reverse("admin:accounts_credential_changelist")).status_code == 403
+    assert client.get(reverse("admin:integrations_credential_changelist")).status_code == 403
 
 
 def test_no_admin_page_contains_a_secret(client, world):
@@ -167,7 +167,7 @@ def test_credential_page_shows_only_a_masked_description_of_the_secret(client, w
     client.force_login(_staff("staff@acme.test", acme))
     credential = objects[acme.slug]["credential"]
     page = client.get(
-        reverse("admin:accounts_credential_change", args=[credential.pk])
+        reverse("admin:integrations_credential_change", args=[credential.pk])
     ).content.decode()
     assert f"Encrypted with key {credential.secret_key_id}" in page
     assert "never shown" in page
@@ -195,7 +195,7 @@ def test_revoke_action_destroys_the_secret_and_reports(client, world):
     client.force_login(_staff("staff@acme.test", acme))
     credential = objects[acme.slug]["credential"]
     response = client.post(
-        reverse("admin:accounts_credential_changelist"),
+        reverse("admin:integrations_credential_changelist"),
         {"action": "revoke", "_selected_action": [credential.pk]},
         follow=True,
     )
@@ -210,7 +210,7 @@ def test_staff_cannot_revoke_another_tenants_credential_through_the_action(clien
     client.force_login(_staff("staff@acme.test", acme))
     theirs = objects[globex.slug]["credential"]
     client.post(
-        reverse("admin:accounts_credential_changelist"),
+        reverse("admin:integrations_credential_changelist"),
         {"action": "revoke", "_selected_action": [theirs.pk]},
     )
     theirs.refresh_from_db()
@@ -230,7 +230,7 @@ def test_verify_now_action_marks_a_credential_active_against_a_real_provider(
     Credential.objects.filter(pk=credential.pk).update(status=Credential.Status.PENDING)
     client.force_login(_staff("staff@acme.test", acme))
     response = client.post(
-        reverse("admin:accounts_credential_changelist"),
+        reverse("admin:integrations_credential_changelist"),
         {"action": "verify_now", "_selected_action": [credential.pk]},
         follow=True,
     )

@@ -7,12 +7,11 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from accounts.models import Credential
 from accounts.services.audit import Actor
-from accounts.services.sessions import connect_session_create
 from accounts.services.tenants import tenant_api_key_create, tenant_create
-from accounts.vault import seal_secret
-from integrations.models import TenantOAuthClient, WebhookEndpoint
+from core.vault import seal_secret
+from integrations.models import Credential, TenantOAuthClient, WebhookEndpoint
+from integrations.services.connect_sessions import connect_session_create
 from integrations.services.credentials import credential_create_from_fields
 from tests import factories
 

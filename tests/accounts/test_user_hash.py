@@ -6,8 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from accounts.models import ConnectSession
 from accounts.services.tenants import tenant_create, tenant_signing_secret, tenant_user_hash
+from integrations.models import ConnectSession
 from tests import factories
 
 

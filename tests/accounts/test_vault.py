@@ -6,9 +6,8 @@ import secrets
 import pytest
 from django.test import override_settings
 
-from accounts import vault
-from accounts.models import Credential
-from accounts.vault import (
+from core import vault
+from core.vault import (
     DecryptionError,
     Keyring,
     UnknownKeyError,
@@ -16,6 +15,7 @@ from accounts.vault import (
     open_secret,
     seal_secret,
 )
+from integrations.models import Credential
 from tests import factories
 
 

@@ -8,11 +8,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from accounts import vault
-from accounts.models import Credential
 from accounts.services.tenants import tenant_create, tenant_signing_secret
 from accounts.services.vault_rotation import vault_rotate
-from accounts.vault import open_secret
+from core import vault
+from core.vault import open_secret
+from integrations.models import Credential
 from tests import factories
 
 
@@ -97,6 +97,6 @@ def test_the_command_reports_progress_and_key_usage(many_credentials):
         call_command("vault_rotate", batch_size=10, stdout=out)
         call_command("vault_rotate", status=True, stdout=out)
     text = out.getvalue()
-    assert "accounts.Credential: 10/23 re-encrypted" in text
-    assert "accounts.Credential: 23/23 re-encrypted" in text
-    assert "accounts.Credential: rotated: 23" in text
+    assert "integrations.Credential: 10/23 re-encrypted" in text
+    assert "integrations.Credential: 23/23 re-encrypted" in text
+    assert "integrations.Credential: rotated: 23" in text

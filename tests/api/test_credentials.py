@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.models import AuditLogEntry, Credential
-from integrations.models import Event
+from accounts.models import AuditLogEntry
+from integrations.models import Credential, Event
 from integrations.services.oauth_clients import oauth_client_set
 from tests import factories
 from tests.api.conftest import error_of, key_app_on

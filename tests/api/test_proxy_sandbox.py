@@ -11,7 +11,8 @@ import requests
 from django.utils import timezone
 from oauth2_provider.models import AccessToken
 
-from accounts.models import AuditLogEntry, Credential
+from accounts.models import AuditLogEntry
+from integrations.models import Credential
 from integrations.services.oauth_clients import oauth_client_set
 from sandbox.catalog import (
     SANDBOX_API_KEY,

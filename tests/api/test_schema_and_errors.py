@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from accounts.models import EndUser
 from tests.api.conftest import error_of
 
 pytestmark = pytest.mark.django_db
@@ -142,3 +143,23 @@ def test_a_body_that_is_not_json_is_a_422(api):
 
     assert response.status_code in (400, 422)
     error_of(response)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", "/api/v1/users/a%00b", None),
+        ("get", "/api/v1/credentials?user=a%00b", None),
+        ("post", "/api/v1/users", {"id": "a\x00b"}),
+        ("post", "/api/v1/sessions", {"end_user": {"id": "a\x00b"}}),
+    ],
+    ids=["user-path", "credentials-query", "users-body", "sessions-body"],
+)
+def test_a_nul_character_anywhere_in_the_input_is_a_422_that_changes_nothing(
+    api, method, path, body
+):
+    response = getattr(api, method)(path, body) if body is not None else api.get(path)
+
+    assert response.status_code == 422
+    assert error_of(response)["code"] == "invalid_characters"
+    assert not EndUser.objects.exists()

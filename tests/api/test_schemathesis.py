@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from accounts.models import TenantApiKey
-from accounts.tokens import hash_token
+from core.tokens import hash_token
 from tests import factories
 
 MAX_EXAMPLES = 20

@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import ConnectSession, EndUser
+from accounts.models import EndUser
 from accounts.services.tenants import tenant_api_key_create, tenant_api_key_revoke, tenant_create
+from integrations.models import ConnectSession
 from tests import factories
 
 URL = "/api/v1/sessions"

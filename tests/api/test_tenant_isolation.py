@@ -11,12 +11,12 @@ import json
 
 import pytest
 
-from accounts.models import ConnectSession, Credential, EndUser
+from accounts.models import EndUser
 from accounts.services.audit import Actor
-from accounts.services.sessions import connect_session_create
-from accounts.vault import open_secret
 from api.api import api as ninja_api
-from integrations.models import Installation
+from core.vault import open_secret
+from integrations.models import ConnectSession, Credential, Installation
+from integrations.services.connect_sessions import connect_session_create
 from integrations.services.installations import installation_install
 from tests import factories
 

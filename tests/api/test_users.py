@@ -6,9 +6,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.models import Credential, EndUser
+from accounts.models import EndUser
 from accounts.services.audit import Actor
-from integrations.models import Event, Installation
+from integrations.models import Credential, Event, Installation
 from integrations.services.installations import installation_install
 from tests import factories
 from tests.api.conftest import error_of

@@ -8,17 +8,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from accounts.models import ConnectSession, EndUser, Tenant
-from accounts.services.sessions import connect_session_create
-from integrations.models import App, Deployment, Flow, Workflow
+from accounts.models import EndUser, Tenant
+from integrations.models import App, ConnectSession, Deployment, Flow, Workflow
+from integrations.services.connect_sessions import connect_session_create
 from integrations.services.oauth_clients import oauth_client_set
-from portal.demo import SYNC_SETTINGS_SCHEMA
 from sandbox.catalog import (
     SANDBOX_API_KEY,
     SANDBOX_BASIC,
     SANDBOX_OAUTH,
     sandbox_catalog_apps_ensure,
 )
+from sandbox.demo import SYNC_SETTINGS_SCHEMA
 from sandbox.models import SandboxAccount
 from sandbox.services import (
     sandbox_api_key_create,

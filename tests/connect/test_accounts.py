@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from accounts.models import Credential
-from integrations.models import Event, Installation
+from integrations.models import Credential, Event, Installation
 from sandbox.catalog import SANDBOX_API_KEY
 
 pytestmark = pytest.mark.django_db(transaction=True)

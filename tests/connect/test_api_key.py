@@ -7,8 +7,7 @@ import json
 import pytest
 from django.utils import timezone
 
-from accounts.models import Credential
-from integrations.models import Event
+from integrations.models import Credential, Event
 from sandbox.catalog import SANDBOX_API_KEY, SANDBOX_BASIC
 
 pytestmark = pytest.mark.django_db(transaction=True)

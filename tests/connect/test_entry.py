@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import ConnectSession
-from accounts.services.sessions import connect_session_create, connect_session_revoke
+from integrations.models import ConnectSession
+from integrations.services.connect_sessions import connect_session_create, connect_session_revoke
 from sandbox.catalog import SANDBOX_API_KEY, SANDBOX_BASIC, SANDBOX_OAUTH
 from tests import factories
 from tests.connect.helpers import build_world

@@ -10,9 +10,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import Credential
-from accounts.tokens import hash_token
-from integrations.models import Event, OAuthAttempt
+from core.tokens import hash_token
+from integrations.models import Credential, Event, OAuthAttempt
 from sandbox.catalog import SANDBOX_OAUTH
 from tests.connect.helpers import path_and_query, provider_answer
 

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.services.sessions import connect_session_create
+from integrations.services.connect_sessions import connect_session_create
 from tests import factories
 
 

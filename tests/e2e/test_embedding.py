@@ -10,9 +10,9 @@ import os
 
 import pytest
 
-from accounts.models import Credential
-from portal.demo import demo_seed
+from integrations.models import Credential
 from sandbox.catalog import SANDBOX_API_KEY
+from sandbox.demo import demo_seed
 from tests.e2e.browser import ARTIFACTS, COOKIE_PROBE, cookie_blocking_context
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

@@ -10,8 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from accounts.models import Credential
-from integrations.models import Installation, Workflow
+from integrations.models import Credential, Installation, Workflow
 from sandbox.catalog import SANDBOX_API_KEY, SANDBOX_OAUTH
 from tests import factories
 from tests.connect.helpers import SETTINGS_SCHEMA, World, build_world

@@ -6,11 +6,10 @@ Only loopback is used here: it stands for every non-public address the guard ref
 import pytest
 import requests
 
-from accounts.models import Credential
 from accounts.services.audit import Actor
-from integrations.models import Event, WebhookDelivery, WebhookEndpoint
+from core.http import outbound_request
+from integrations.models import Credential, Event, WebhookDelivery, WebhookEndpoint
 from integrations.services.events import event_emit
-from integrations.services.outbound import outbound_request
 from integrations.services.verification import credential_verify
 from integrations.services.webhook_delivery import webhook_delivery_attempt
 from integrations.services.webhooks import webhook_endpoint_secret_rotate

@@ -4,12 +4,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.services.sessions import connect_session_create
 from integrations.selectors import (
     app_list_for_session,
     app_list_offered,
     offered_apps_with_credentials,
 )
+from integrations.services.connect_sessions import connect_session_create
 from tests import factories
 
 

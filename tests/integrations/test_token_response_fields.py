@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from accounts.vault import open_secret
+from core.vault import open_secret
 from integrations.services.auth import TemplateValueMissing, auth_apply
 from integrations.services.oauth import TokenSet, credential_tokens_store
 from integrations.services.verification import verification_probe

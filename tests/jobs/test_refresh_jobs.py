@@ -14,9 +14,9 @@ from django.utils import timezone
 from oauth2_provider.models import get_refresh_token_model
 from standardwebhooks import Webhook
 
-from accounts.models import AuditLogEntry, Credential
-from accounts.vault import open_secret
-from integrations.models import Event, WebhookDelivery
+from accounts.models import AuditLogEntry
+from core.vault import open_secret
+from integrations.models import Credential, Event, WebhookDelivery
 from integrations.services.verification import credential_verify
 from integrations.tasks import refresh_credential, sweep_refresh_due_credentials
 from tests import factories

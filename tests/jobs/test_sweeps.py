@@ -8,10 +8,9 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import Credential
-from integrations.models import WebhookDelivery
+from core.conf import conf
+from integrations.models import Credential, WebhookDelivery
 from integrations.services.events import event_emit
-from integrations.services.job_settings import job_settings
 from integrations.services.sweeps import (
     credentials_pending_stuck,
     credentials_refresh_due,
@@ -34,10 +33,9 @@ def oauth_app(db):
 
 
 def _queued(callbacks, task) -> list[tuple]:
-    """The jobs a sweep queued on commit: (task name, arguments) of each captured callback."""
-    return sorted(
-        callback.args for callback in callbacks if callback.func.__self__.name == task.name
-    )
+    """The arguments of the ``task`` jobs a sweep queued on commit (each callback sends a task
+    by name: ``job_send(name, *args)``)."""
+    return sorted(callback.args[1:] for callback in callbacks if callback.args[0] == task.name)
 
 
 def _oauth_credential(end_user, app, *, refresh_at, status="active"):
@@ -66,7 +64,7 @@ def test_the_refresh_sweep_queues_only_active_credentials_that_are_due_and_lease
     assert result.queued == 1
     assert _queued(callbacks, refresh_credential) == [(str(due.pk),)]
     due.refresh_from_db()
-    assert due.refresh_at == now + timedelta(seconds=job_settings.REFRESH_LEASE_SECONDS)
+    assert due.refresh_at == now + timedelta(seconds=conf.REFRESH_LEASE_SECONDS)
 
 
 def test_a_leased_row_is_left_alone_until_its_lease_ends_and_is_then_queued_again(
@@ -78,7 +76,7 @@ def test_a_leased_row_is_left_alone_until_its_lease_ends_and_is_then_queued_agai
 
     with django_capture_on_commit_callbacks() as during_lease:
         assert sweep_refresh_due(now=now + MINUTE).queued == 0
-    lease_over = now + timedelta(seconds=job_settings.REFRESH_LEASE_SECONDS + 1)
+    lease_over = now + timedelta(seconds=conf.REFRESH_LEASE_SECONDS + 1)
     with django_capture_on_commit_callbacks() as after_lease:
         assert sweep_refresh_due(now=lease_over).queued == 1
 
@@ -103,7 +101,7 @@ def test_the_reverify_sweep_queues_only_active_credentials_due_for_re_verificati
 
     assert _queued(callbacks, verify_credential) == [(str(due.pk),)]
     due.refresh_from_db()
-    assert due.next_verification_at == now + timedelta(seconds=job_settings.REVERIFY_LEASE_SECONDS)
+    assert due.next_verification_at == now + timedelta(seconds=conf.REVERIFY_LEASE_SECONDS)
 
 
 def test_the_pending_sweep_queues_only_credentials_pending_longer_than_the_threshold(

@@ -9,9 +9,8 @@ from email.utils import format_datetime
 import pytest
 from django.utils import timezone
 
-from accounts.models import Credential
 from accounts.services.audit import Actor
-from integrations.models import Event
+from integrations.models import Credential, Event
 from integrations.services.credentials import credential_create_from_fields
 from integrations.services.oauth_clients import oauth_client_set
 from integrations.services.refresh import credential_refresh_due
@@ -130,7 +129,9 @@ def test_without_a_broker_an_unavailable_provider_leaves_the_credential_pending_
     settings.PORTAL_PENDING_AFTER_SECONDS = 0
     with django_capture_on_commit_callbacks() as callbacks:
         sweep_pending_credentials()
-    assert [callback.args for callback in callbacks] == [(str(credential.pk),)]
+    assert [callback.args for callback in callbacks] == [
+        ("integrations.tasks.verify_credential", str(credential.pk))
+    ]
 
 
 def test_the_verify_task_changes_nothing_when_the_credential_is_gone(db):

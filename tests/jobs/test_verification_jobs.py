@@ -9,9 +9,8 @@ import pytest
 from django.db import connections, transaction
 from werkzeug import Response
 
-from accounts.models import Credential
 from accounts.services.audit import Actor
-from integrations.models import Event
+from integrations.models import Credential, Event
 from integrations.services.credentials import credential_create_from_fields
 from integrations.tasks import sweep_pending_credentials_stuck, sweep_reverify_due_credentials
 from sandbox.services import sandbox_api_key_create, sandbox_api_key_revoke

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services.vault_rotation import vault_key_usage, vault_rotate
-from accounts.vault import VaultError, get_keyring
+from core.vault import VaultError, get_keyring
 
 
 class Command(BaseCommand):

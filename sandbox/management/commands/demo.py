@@ -7,7 +7,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.demo import demo_seed, demo_summary
+from core.conf import conf
+from sandbox.demo import demo_seed, demo_summary
 
 
 class Command(BaseCommand):
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, no_serve: bool, **options):
-        if not settings.PORTAL_SANDBOX_ENABLED:
+        if not conf.SANDBOX_ENABLED:
             raise CommandError(
                 "The demo needs the sandbox provider: set PORTAL_SANDBOX_ENABLED=true."
             )
@@ -27,10 +28,10 @@ class Command(BaseCommand):
         database = Path(settings.DATABASES["default"]["NAME"])
         if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and database.exists():
             database.chmod(0o600)  # like the key files beside it: the owner's alone
-        seed = demo_seed(base_url=settings.PORTAL_BASE_URL, var_dir=settings.VAR_DIR)
+        seed = demo_seed(base_url=conf.BASE_URL, var_dir=settings.VAR_DIR)
         self.stdout.write(demo_summary(seed))
         if no_serve:
             return
         port = getattr(settings, "PORT", int(os.environ.get("PORT", "8000")))
-        self.stdout.write(f"Serving on {settings.PORTAL_BASE_URL}/ (Ctrl+C to stop)\n")
+        self.stdout.write(f"Serving on {conf.BASE_URL}/ (Ctrl+C to stop)\n")
         call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)

@@ -10,17 +10,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import ConnectSession, EndUser, Tenant
-from accounts.services.end_users import end_user_upsert_checked
-from accounts.tokens import hash_token, new_token
-from accounts.validators import origin_of, validate_theme
-from portal.errors import Invalid, NotFound
+from accounts.models import EndUser, Tenant
+from accounts.services.end_users import end_user_upsert, end_user_upsert_checked
+from accounts.services.tenants import tenant_user_hash
+from core.conf import conf
+from core.errors import Invalid, NotFound
+from core.tokens import hash_token, new_token
+from core.validators import origin_of, validate_theme
+from integrations.models import App, ConnectSession, Deployment
+from integrations.selectors import app_list_offered
 
 MAX_SESSION_LIFETIME = timedelta(hours=1)
 
@@ -33,7 +36,7 @@ class IssuedSession:
 
 
 def connect_session_url(*, token: str) -> str:
-    return settings.PORTAL_BASE_URL + reverse("connect:modal", kwargs={"token": token})
+    return conf.BASE_URL + reverse("connect:modal", kwargs={"token": token})
 
 
 @transaction.atomic
@@ -168,9 +171,6 @@ def connect_session_open(
 
     Nothing is written unless every input is valid (the end user is upserted last).
     """
-    from integrations.models import App, Deployment
-    from integrations.selectors import app_list_offered
-
     lifetime = parse_session_length(session_length)
     deployment = None
     if deployment_id is not None:
@@ -240,8 +240,6 @@ def connect_session_from_user_hash(
     compared in constant time. Every failure says the same thing, so the answer never tells
     whether a tenant exists or has the mode switched off.
     """
-    from accounts.services.end_users import end_user_upsert
-    from accounts.services.tenants import tenant_user_hash
 
     refused = Invalid(
         "This link could not be verified: the user hash does not match. Reopen the "
@@ -263,8 +261,6 @@ def connect_session_from_user_hash(
     with transaction.atomic():
         deployment = None
         if deployment_id:
-            from integrations.models import Deployment
-
             try:
                 deployment = Deployment.objects.filter(
                     tenant=tenant, pk=deployment_id, is_active=True

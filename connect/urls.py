@@ -6,7 +6,7 @@ links; htmx requests also send it in the X-Portal-Session header, which writes r
 
 from django.urls import path
 
-from integrations.views import credentials, installations, modal, oauth
+from connect.views import credentials, installations, modal, oauth
 
 app_name = "connect"
 urlpatterns = [

@@ -12,9 +12,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from accounts.models import ConnectSession, Credential
-from integrations.models import App, Installation, Workflow
-from integrations.services.connect import (
+from connect.flows.connect import (
     MAX_LABEL_LENGTH,
     api_key_connect,
     api_key_reconnect,
@@ -22,8 +20,9 @@ from integrations.services.connect import (
     installation_settings_save,
     installation_workflows_save,
 )
+from core.errors import DomainError
+from integrations.models import App, ConnectSession, Credential, Installation, Workflow
 from integrations.services.credentials import credential_fields_clean
-from portal.errors import DomainError
 
 LABEL_FIELD = "portal_label"
 

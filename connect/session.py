@@ -20,9 +20,9 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils.crypto import constant_time_compare
 
-from accounts.selectors import SessionUnusable, connect_session_for_token
-from accounts.services.sessions import connect_session_touch
-from accounts.validators import normalise_origin, origin_of
+from core.validators import normalise_origin, origin_of
+from integrations.selectors import SessionUnusable, connect_session_for_token
+from integrations.services.connect_sessions import connect_session_touch
 
 SESSION_HEADER = "X-Portal-Session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

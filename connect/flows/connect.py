@@ -15,24 +15,23 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import ConnectSession, Credential
 from accounts.services.audit import Actor, audit_record
-from accounts.tokens import hash_token
-from accounts.validators import origin_of
-from accounts.vault import VaultError, clear_secret, open_secret, seal_secret
-from integrations.models import App, Flow, Installation, OAuthAttempt
+from core.conf import conf
+from core.errors import Conflict, Invalid, NotFound
+from core.tokens import hash_token
+from core.validators import origin_of
+from core.vault import VaultError, clear_secret, open_secret, seal_secret
+from integrations.models import App, ConnectSession, Credential, Flow, Installation, OAuthAttempt
 from integrations.services.credentials import (
     credential_create_from_fields,
     credential_delete,
     credential_fields_clean,
     credential_secret_store,
-    credential_verification_enqueue,
 )
 from integrations.services.events import credential_event_data, event_emit
 from integrations.services.installations import (
@@ -40,6 +39,7 @@ from integrations.services.installations import (
     installation_set_enabled,
     installation_update,
 )
+from integrations.services.jobs import verification_enqueue
 from integrations.services.oauth import (
     OAuthError,
     TokenSet,
@@ -55,7 +55,6 @@ from integrations.services.verification import (
     credential_verify,
     verification_probe,
 )
-from portal.errors import Conflict, Invalid, NotFound
 
 ATTEMPT_RETENTION = timedelta(days=1)
 CLEANUP_BATCH = 500
@@ -68,7 +67,7 @@ def end_user_actor(session: ConnectSession) -> Actor:
 
 def oauth_redirect_uri() -> str:
     """The callback registered at every provider: ``{PORTAL_BASE_URL}/connect/oauth/callback/``."""
-    return settings.PORTAL_BASE_URL + reverse("connect:oauth_callback")
+    return conf.BASE_URL + reverse("connect:oauth_callback")
 
 
 def _user_credentials(session: ConnectSession, app: App):
@@ -236,7 +235,7 @@ def _return_url(attempt: OAuthAttempt, token: str) -> str:
         return ""
     query = attempt.return_query
     extra = urlencode({"app": attempt.app.slug, "attempt": str(attempt.pk)})
-    base = settings.PORTAL_BASE_URL + reverse("connect:modal", kwargs={"token": token})
+    base = conf.BASE_URL + reverse("connect:modal", kwargs={"token": token})
     return f"{base}?{query + '&' if query else ''}{extra}"
 
 
@@ -396,7 +395,7 @@ def _finish_with_verification(
         )
     # The provider did not answer the verification: the account is kept, pending, and the
     # background job verifies it; the modal keeps showing "verifying" meanwhile.
-    credential_verification_enqueue(credential_id=credential.pk)
+    verification_enqueue(credential_id=credential.pk)
     return _finish(
         attempt,
         outcome=OAuthAttempt.Outcome.CONNECTED,
@@ -614,7 +613,7 @@ def api_key_reconnect(
             current, True, f"Reconnected your {app.name} account {current.display_name}."
         )
     if outcome.kind == "unavailable":
-        credential_verification_enqueue(credential_id=credential.pk)
+        verification_enqueue(credential_id=credential.pk)
     return ReconnectResult(current, False, outcome.reason)
 
 
@@ -638,7 +637,7 @@ def credential_verification_retry(*, session: ConnectSession, credential: Creden
             action="credential.retry",
             credential=credential,
         )
-        credential_verification_enqueue(credential_id=credential.pk)
+        verification_enqueue(credential_id=credential.pk)
     return Credential.objects.select_related("app").filter(pk=credential.pk).first() or credential
 
 

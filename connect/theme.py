@@ -4,7 +4,7 @@ Colours and URLs were validated when the session or tenant was saved; here the t
 the text colour that stays readable on the primary colour.
 """
 
-from accounts.models import ConnectSession
+from integrations.models import ConnectSession
 
 DEFAULT_THEME = {
     "primary_color": "#2563eb",

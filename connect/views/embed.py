@@ -6,8 +6,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from accounts.services.sessions import connect_session_from_user_hash
-from portal.errors import DomainError
+from core.errors import DomainError
+from integrations.services.connect_sessions import connect_session_from_user_hash
 
 # Parameters the modal understands, handed through unchanged (the modal validates them).
 PASSTHROUGH = ("embed_origin", "hide_prompt", "app")

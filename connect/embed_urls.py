@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import views
+from connect.views import embed as views
 
 app_name = "embed"
 urlpatterns = [

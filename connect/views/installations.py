@@ -12,14 +12,14 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from integrations.connect_session import connect_session_required
-from integrations.forms import InstallationSettingsForm, WorkflowsForm
+from connect.flows.connect import installation_switch
+from connect.forms import InstallationSettingsForm, WorkflowsForm
+from connect.session import connect_session_required
+from connect.views.base import modal_context
+from connect.views.credentials import flow_cards
+from connect.views.modal import not_found
+from core.errors import DomainError
 from integrations.selectors import credential_get_for_session, flow_get_for_session
-from integrations.services.connect import installation_switch
-from integrations.views.base import modal_context
-from integrations.views.credentials import flow_cards
-from integrations.views.modal import not_found
-from portal.errors import DomainError
 
 ACCOUNT_TEMPLATE = "connect/account.html"
 

@@ -19,11 +19,12 @@ import socket
 from typing import Any
 
 import requests
-from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
+
+from core.conf import conf
 
 
 class DestinationNotAllowed(NewConnectionError):
@@ -95,7 +96,7 @@ def outbound_request(method: str, url: str, **kwargs: Any) -> requests.Response:
     A fresh session per call: no connection is shared between tenants.
     """
     session = requests.Session()
-    if not settings.PORTAL_ALLOW_PRIVATE_NETWORK:
+    if not conf.ALLOW_PRIVATE_NETWORK:
         adapter = PublicOnlyAdapter()
         session.mount("http://", adapter)
         session.mount("https://", adapter)

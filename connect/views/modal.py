@@ -10,20 +10,9 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import Credential
-from integrations.connect_session import connect_session_required
-from integrations.forms import CredentialFieldsForm
-from integrations.models import App, OAuthAttempt
-from integrations.selectors import (
-    app_get_for_session,
-    credential_get_for_session,
-    credential_replaced_by,
-    flow_get_for_session,
-    oauth_attempt_get_for_session,
-    offered_app_with_credentials,
-    offered_apps_with_credentials,
-)
-from integrations.views.base import (
+from connect.forms import CredentialFieldsForm
+from connect.session import connect_session_required
+from connect.views.base import (
     app_icon_url,
     attempt_summary,
     credential_outcome_event,
@@ -32,6 +21,16 @@ from integrations.views.base import (
     page,
     prompt,
     publish,
+)
+from integrations.models import App, Credential, OAuthAttempt
+from integrations.selectors import (
+    app_get_for_session,
+    credential_get_for_session,
+    credential_replaced_by,
+    flow_get_for_session,
+    oauth_attempt_get_for_session,
+    offered_app_with_credentials,
+    offered_apps_with_credentials,
 )
 
 LIST_TEMPLATE = "connect/modal.html"

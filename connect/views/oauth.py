@@ -15,25 +15,24 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget, trigger_client_event
 
-from accounts.models import Credential
-from integrations.connect_session import connect_session_required, embed_for
-from integrations.models import OAuthAttempt
-from integrations.selectors import (
-    app_get_for_session,
-    credential_get_for_session,
-    oauth_attempt_get_for_session,
-)
-from integrations.services.connect import (
+from connect.flows.connect import (
     oauth_attempt_cancel,
     oauth_attempt_expire_if_due,
     oauth_connect_callback,
     oauth_connect_start,
 )
-from integrations.theme import session_theme
-from integrations.views.base import attempt_summary, modal_context, prompt
-from integrations.views.credentials import render_account
-from integrations.views.modal import flow_from_request, not_found, render_app_panel
-from portal.errors import DomainError
+from connect.session import connect_session_required, embed_for
+from connect.theme import session_theme
+from connect.views.base import attempt_summary, modal_context, prompt
+from connect.views.credentials import render_account
+from connect.views.modal import flow_from_request, not_found, render_app_panel
+from core.errors import DomainError
+from integrations.models import Credential, OAuthAttempt
+from integrations.selectors import (
+    app_get_for_session,
+    credential_get_for_session,
+    oauth_attempt_get_for_session,
+)
 
 LIST_TEMPLATE = "connect/modal.html"
 OPEN_EVENT = "portal-oauth-open"

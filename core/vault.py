@@ -17,19 +17,19 @@ import binascii
 import json
 import os
 import re
+import uuid
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from django.conf import settings
 from django.core.signals import setting_changed
+from django.db import models
 from django.dispatch import receiver
 
-if TYPE_CHECKING:
-    from accounts.models import SealedSecretModel
+from core.conf import conf
 
 FORMAT_VERSION = b"\x01"
 NONCE_BYTES = 12
@@ -93,10 +93,10 @@ class Keyring:
 
 @cache
 def get_keyring() -> Keyring:
-    raw = settings.PORTAL_ENCRYPTION_KEYS
+    raw = conf.ENCRYPTION_KEYS
     source = "PORTAL_ENCRYPTION_KEYS"
-    if not raw and settings.PORTAL_ENCRYPTION_KEYS_FILE:
-        path = Path(settings.PORTAL_ENCRYPTION_KEYS_FILE)
+    if not raw and conf.ENCRYPTION_KEYS_FILE:
+        path = Path(conf.ENCRYPTION_KEYS_FILE)
         source = f"the key file {path}"
         try:
             raw = path.read_text()
@@ -147,6 +147,32 @@ def decrypt(key_id: str, blob: bytes, *, associated_data: bytes) -> bytes:
             f"The stored secret does not decrypt under key '{key_id}': it was altered, copied "
             "from another record, or the key with that id is not the one that encrypted it."
         ) from exc
+
+
+class SealedSecretModel(models.Model):
+    """A row that owns one secret, encrypted by the vault and bound to this row and tenant.
+
+    The ciphertext is never editable and never rendered; this module seals and opens it.
+    """
+
+    secret_key_id = models.CharField(max_length=32, blank=True, editable=False, db_index=True)
+    secret_ciphertext = models.BinaryField(null=True, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def vault_tenant_id(self) -> uuid.UUID:
+        return self.tenant_id
+
+    def vault_associated_data(self) -> bytes:
+        if self.pk is None:
+            raise ValueError("A secret can only be sealed onto a row with a primary key.")
+        return f"{self._meta.label_lower}:{self.vault_tenant_id}:{self.pk}".encode()
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret_ciphertext)
 
 
 def seal_secret(instance: SealedSecretModel, payload: dict[str, Any]) -> None:

@@ -10,21 +10,21 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from accounts.models import ConnectSession, Membership, Tenant
+from accounts.models import Membership, Tenant
 from accounts.services.end_users import end_user_upsert
-from accounts.services.sessions import IssuedSession, connect_session_create
 from accounts.services.tenants import (
     tenant_api_key_authenticate,
     tenant_api_key_create,
     tenant_create,
 )
-from accounts.validators import origin_of
-from integrations.models import App, Deployment, Flow, TenantOAuthClient, Workflow
+from core.conf import conf
+from core.validators import origin_of
+from integrations.models import App, ConnectSession, Deployment, Flow, TenantOAuthClient, Workflow
 from integrations.services.catalog import catalog_load
+from integrations.services.connect_sessions import IssuedSession, connect_session_create
 from integrations.services.oauth_clients import oauth_client_secret, oauth_client_set
 from portal.setup_files import _write_private
 from sandbox.catalog import (
@@ -253,7 +253,7 @@ def demo_summary(seed: DemoSeed) -> str:
             "",
             "Connect portal demo",
             "===================",
-            f"Admin:           {settings.PORTAL_BASE_URL}/admin/",
+            f"Admin:           {conf.BASE_URL}/admin/",
             f"  superuser      {seed.admin_email} / {seed.admin_password}",
             f"  tenant staff   {seed.staff_email} / {seed.admin_password}",
             f"Tenant API key:  {seed.api_key}",

@@ -10,23 +10,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 
-from accounts.models import Credential
-from integrations.connect_session import connect_session_required
-from integrations.forms import (
-    CredentialFieldsForm,
-    InstallationSettingsForm,
-    RenameForm,
-    WorkflowsForm,
-)
-from integrations.selectors import (
-    credential_get_for_session,
-    flows_for_credential,
-)
-from integrations.services.connect import (
-    credential_disconnect,
-    credential_verification_retry,
-)
-from integrations.views.base import (
+from connect.flows.connect import credential_disconnect, credential_verification_retry
+from connect.forms import CredentialFieldsForm, InstallationSettingsForm, RenameForm, WorkflowsForm
+from connect.session import connect_session_required
+from connect.views.base import (
     credential_outcome_event,
     credential_outcome_prompt,
     modal_context,
@@ -34,14 +21,19 @@ from integrations.views.base import (
     prompt,
     publish,
 )
-from integrations.views.modal import (
+from connect.views.modal import (
     connection_result,
     not_found,
     removal_event,
     render_app_list,
     render_app_panel,
 )
-from portal.errors import DomainError
+from core.errors import DomainError
+from integrations.models import Credential
+from integrations.selectors import (
+    credential_get_for_session,
+    flows_for_credential,
+)
 
 ACCOUNT_TEMPLATE = "connect/account.html"
 LIST_TEMPLATE = "connect/modal.html"

@@ -8,17 +8,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.templatetags.static import static
 from django_htmx.http import trigger_client_event
 
-from accounts.models import Credential
-from accounts.validators import origin_of
-from integrations.connect_session import EMBED_HEADER, SESSION_HEADER, embed_for
-from integrations.models import OAuthAttempt
-from integrations.theme import session_theme
+from connect.session import EMBED_HEADER, SESSION_HEADER, embed_for
+from connect.theme import session_theme
+from core.conf import conf
+from core.validators import origin_of
+from integrations.models import Credential, OAuthAttempt
 
 EVENT_NAME = "portal-events"
 
@@ -50,7 +49,7 @@ def modal_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "keep": f"?{embed.query}" if embed.query else "",
         "keep_amp": f"&{embed.query}" if embed.query else "",
         "hx_headers": json.dumps(headers),
-        "portal_origin": origin_of(settings.PORTAL_BASE_URL) or "",
+        "portal_origin": origin_of(conf.BASE_URL) or "",
         **extra,
     }
     if "app" in extra and extra["app"] is not None:
