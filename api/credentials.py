@@ -16,13 +16,16 @@ from api.auth import request_actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from api.pagination import PageParams, paginate
 from api.schemas import CredentialOut, CredentialStatus, errors
-from api.services import credential_create_from_api, end_user_get_or_404
-from core.conf import conf
+from api.services import (
+    credential_create_from_api,
+    credential_reconnect_from_api,
+    end_user_get_or_404,
+)
 from core.errors import Conflict, NotFound
-from integrations.models import App, Credential
+from integrations.models import MAX_LABEL_LENGTH, App, Credential
 from integrations.selectors import app_get_for_tenant, credential_get, credential_list
 from integrations.services.credentials import credential_delete
-from integrations.services.verification import credential_verify
+from integrations.services.verification import VerifyKind, credential_verify
 
 router = Router(tags=["credentials"])
 
@@ -44,15 +47,7 @@ class CredentialIn(Schema):
     fields: dict[str, Any] = Field(
         ..., description="The app's form fields by name, as the connect modal asks for them."
     )
-    label: str = Field("", max_length=120, description="A name for the account.")
-    wait_for_verification: bool = Field(
-        True,
-        description=(
-            "Answer once verification has answered (at most about 10 seconds), so `status` is "
-            "`active` or `invalid`. With `false` the answer is immediate with `pending`; "
-            "follow up with GET or the `credential.verified` webhook."
-        ),
-    )
+    label: str = Field("", max_length=MAX_LABEL_LENGTH, description="A name for the account.")
 
     model_config = {
         "extra": "forbid",
@@ -135,15 +130,21 @@ def list_credentials(request: HttpRequest, filters: Query[CredentialFilters]):
 
 @router.post(
     "/credentials",
-    response={200: CredentialCreatedOut, 201: CredentialCreatedOut, **errors(404, 409, 422)},
+    response={
+        200: CredentialCreatedOut,
+        201: CredentialCreatedOut,
+        **errors(404, 409, 422, 503),
+    },
     summary="Connect an API-key or basic account",
     description=(
         "Validates `fields` exactly as the connect modal's form does (422 naming each field), "
-        "stores the secret encrypted and verifies it against the provider through the same "
-        "verification as the modal. 201 with the new credential; `status` says how "
-        "verification went (`active`, `invalid` with `last_verification_error`, or `pending` "
-        "when the provider has not answered yet). 200 with `already_existed` when the same "
-        "provider account was already connected. An OAuth2 app is a 422 (`oauth2_app`): "
+        "then asks the provider, once and before anything is stored, whether it accepts them "
+        "(the same check as the modal's). 201 with the new, `active` credential; 200 with "
+        "`already_existed` when the same provider account was already connected (that "
+        "credential, with its id, label and installations, now holds the new secret). A "
+        "secret the provider refuses is a 422 `credential_rejected` with its reason; a "
+        "provider that does not answer is a 503 `provider_unavailable` with `Retry-After`. "
+        "Neither stores anything or sends a webhook. An OAuth2 app is a 422 (`oauth2_app`): "
         "its users connect through the modal."
     ),
     openapi_extra={"parameters": [IDEMPOTENCY_PARAMETER]},
@@ -152,16 +153,16 @@ def list_credentials(request: HttpRequest, filters: Query[CredentialFilters]):
 def create_credential(request: HttpRequest, payload: CredentialIn):
     end_user = end_user_get_or_404(tenant=request.tenant, external_id=payload.user)
     app = _app_or_404(request.tenant, payload.app)
-    created = credential_create_from_api(
+    connection = credential_create_from_api(
         end_user=end_user,
         app=app,
         fields=payload.fields,
         label=payload.label,
         actor=request_actor(request),
-        wait_seconds=(conf.CREDENTIAL_VERIFY_WAIT_SECONDS if payload.wait_for_verification else 0),
     )
-    created.credential.already_existed = created.already_existed
-    return Status(200 if created.already_existed else 201, created.credential)
+    credential = credential_get(tenant=request.tenant, credential_id=connection.credential.pk)
+    credential.already_existed = connection.already_existed
+    return Status(200 if connection.already_existed else 201, credential)
 
 
 @router.get(
@@ -189,6 +190,35 @@ def delete_credential(request: HttpRequest, credential_id: UUID):
     return HttpResponse(status=204)
 
 
+class ReconnectIn(Schema):
+    fields: dict[str, Any] = Field(
+        ..., description="The app's form fields by name, with the account's new secret."
+    )
+
+    model_config = {"extra": "forbid"}
+
+
+@router.post(
+    "/credentials/{credential_id}/reconnect",
+    response={200: CredentialOut, **errors(404, 422, 503)},
+    summary="Put a new secret on an API-key or basic account",
+    description=(
+        "Checks `fields` as `POST /credentials` does, then asks the provider whose account the "
+        "new secret is. The same account: the credential keeps its id, label and "
+        "installations, holds the new secret and is `active` (webhook "
+        "`credential.reconnected`). Another account is a 422 `identity_mismatch`; a refused "
+        "secret a 422 `credential_rejected`; a provider that does not answer a 503 with "
+        "`Retry-After`. None of them changes anything."
+    ),
+)
+def reconnect_credential(request: HttpRequest, credential_id: UUID, payload: ReconnectIn):
+    credential = _credential_or_404(request.tenant, credential_id)
+    connection = credential_reconnect_from_api(
+        credential=credential, fields=payload.fields, actor=request_actor(request)
+    )
+    return credential_get(tenant=request.tenant, credential_id=connection.credential.pk)
+
+
 @router.post(
     "/credentials/{credential_id}/verify",
     response={200: VerificationOut, **errors(404, 409, 422)},
@@ -202,7 +232,7 @@ def delete_credential(request: HttpRequest, credential_id: UUID):
 def verify_credential(request: HttpRequest, credential_id: UUID):
     credential = _credential_or_404(request.tenant, credential_id)
     outcome = credential_verify(credential_id=credential.pk, actor=request_actor(request))
-    if outcome.kind == "skipped":
+    if outcome.kind == VerifyKind.SKIPPED:
         raise Conflict(
             f"The credential is {credential.get_status_display().lower()}; there is nothing to "
             "verify. The user must connect the account again.",

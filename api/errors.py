@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
-from core.errors import DomainError
+from core.errors import DomainError, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,10 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(DomainError)
     def domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+        if isinstance(exc, Unavailable):
+            return error_response(
+                exc.status, exc.code, exc.message, Retry_After=str(exc.retry_after)
+            )
         return error_response(exc.status, exc.code, exc.message, exc.fields)
 
     @api.exception_handler(DjangoValidationError)

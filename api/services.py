@@ -6,8 +6,7 @@ half-done behind.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+import math
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -16,17 +15,20 @@ from django.db import transaction
 from accounts.models import EndUser, Tenant
 from accounts.selectors import end_user_get
 from accounts.services.audit import Actor, audit_record
-from core.errors import Invalid, NotFound
+from core.errors import Invalid, NotFound, Unavailable
 from integrations.models import App, Credential
-from integrations.selectors import credential_merged_into, installation_list_for_end_user
+from integrations.selectors import installation_list_for_end_user
 from integrations.services.credentials import (
-    credential_create_from_fields,
+    NewSecret,
     credential_delete,
     credential_fields_clean,
+    label_clean,
 )
 from integrations.services.installations import installation_uninstall
+from integrations.services.verification import Connection, ConnectKind, credential_connect
 
-VERIFY_POLL_SECONDS = 0.1
+# When a provider that did not answer named no Retry-After.
+UNAVAILABLE_RETRY_SECONDS = 30
 
 
 def end_user_get_or_404(*, tenant: Tenant, external_id: str) -> EndUser:
@@ -62,27 +64,15 @@ def end_user_delete(*, end_user: EndUser, actor: Actor) -> None:
         end_user.delete()
 
 
-@dataclass(frozen=True)
-class CreatedCredential:
-    credential: Credential
-    already_existed: bool
-
-
 def credential_create_from_api(
-    *,
-    end_user: EndUser,
-    app: App,
-    fields: dict[str, Any],
-    label: str,
-    actor: Actor,
-    wait_seconds: float,
-) -> CreatedCredential:
-    """Create an API-key or basic credential as the modal's form does, then wait (at most
-    ``wait_seconds``) for the queued verification to answer.
+    *, end_user: EndUser, app: App, fields: dict[str, Any], label: str, actor: Actor
+) -> Connection:
+    """Connect an API-key or basic account as the modal's form does: the provider checks the
+    secret first (the entry rule), and only an accepted secret becomes a credential.
 
-    Verification is the one shared path: the job ``credential_create_from_fields`` queues.
-    When it finds the same provider account already connected, the existing credential stays
-    (with the new secret) and is what this returns, with ``already_existed``.
+    The same provider account again updates the credential that holds it (``already_existed``).
+    A refused secret is a 422 with the provider's reason, a provider that does not answer a
+    503 with ``Retry-After``; neither stores anything.
     """
     if app.is_oauth2:
         raise Invalid(
@@ -92,11 +82,53 @@ def credential_create_from_api(
             code="oauth2_app",
             fields={"app": "An OAuth2 app: use the connect modal."},
         )
+    secret, label = _fields_and_label(app=app, fields=fields, label=label)
+    connection = credential_connect(
+        end_user=end_user, app=app, new=NewSecret(secret=secret), label=label, actor=actor
+    )
+    return _accepted(connection, app=app)
+
+
+def credential_reconnect_from_api(
+    *, credential: Credential, fields: dict[str, Any], actor: Actor
+) -> Connection:
+    """Put a new API key on an existing account, in place (its id, label and installations
+    stay), once the provider confirms it is the same account: the modal's reconnect."""
+    app = credential.app
+    if app.is_oauth2:
+        raise Invalid(
+            f"{app.name} reconnects through OAuth2: the user must sign in again through the "
+            "connect modal.",
+            code="oauth2_app",
+        )
+    secret, _ = _fields_and_label(app=app, fields=fields, label="")
+    connection = credential_connect(
+        end_user=credential.end_user,
+        app=app,
+        new=NewSecret(secret=secret),
+        actor=actor,
+        reconnect=credential,
+    )
+    if connection.kind == ConnectKind.IDENTITY_MISMATCH:
+        raise Invalid(
+            f"The new key belongs to {app.name} account {connection.identity}, but this "
+            f"credential is {credential.identity}. Nothing was changed; connect it as another "
+            "account with POST /api/v1/credentials instead.",
+            code="identity_mismatch",
+        )
+    return _accepted(connection, app=app)
+
+
+def _fields_and_label(
+    *, app: App, fields: dict[str, Any], label: str
+) -> tuple[dict[str, str], str]:
+    """The form's values as the modal checks them, or a 422 naming each field."""
     try:
-        credential_fields_clean(app=app, fields=fields)
+        return credential_fields_clean(app=app, fields=fields), label_clean(label)
     except ValidationError as exc:
         problems = {
-            f"fields.{key}": " ".join(messages) for key, messages in exc.message_dict.items()
+            (key if key == "label" else f"fields.{key}"): " ".join(messages)
+            for key, messages in exc.message_dict.items()
         }
         raise Invalid(
             f"The {app.name} fields are not valid: "
@@ -104,24 +136,23 @@ def credential_create_from_api(
             code="invalid_fields",
             fields=problems,
         ) from exc
-    credential = credential_create_from_fields(
-        end_user=end_user, app=app, fields=fields, label=label, actor=actor
-    )
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        current = (
-            Credential.objects.select_related("app", "end_user", "tenant")
-            .filter(pk=credential.pk)
-            .first()
+
+
+def _accepted(connection: Connection, *, app: App) -> Connection:
+    """The connection when the provider accepted it; its refusal as the API's error."""
+    if connection.kind == ConnectKind.REJECTED:
+        secret_fields = app.secret_field_names or [spec["name"] for spec in app.fields]
+        raise Invalid(
+            f"{connection.reason} Nothing was stored.",
+            code="credential_rejected",
+            fields={f"fields.{secret_fields[0]}": connection.reason},
         )
-        if current is None:
-            merged = credential_merged_into(tenant=end_user.tenant, credential_id=credential.pk)
-            if merged is not None:
-                return CreatedCredential(credential=merged, already_existed=True)
-            raise NotFound(
-                "The credential was removed while it was being verified.", code="not_found"
-            )
-        answered = current.status != Credential.Status.PENDING or current.verification_attempts > 0
-        if answered or time.monotonic() >= deadline:
-            return CreatedCredential(credential=current, already_existed=False)
-        time.sleep(VERIFY_POLL_SECONDS)
+    if connection.kind == ConnectKind.UNAVAILABLE:
+        wait = max(1, math.ceil(connection.retry_after or UNAVAILABLE_RETRY_SECONDS))
+        raise Unavailable(
+            f"{connection.reason}, so nothing was stored; send the request again in {wait} "
+            "seconds.",
+            code="provider_unavailable",
+            retry_after=wait,
+        )
+    return connection

@@ -12,17 +12,17 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from connect.flows.connect import (
-    MAX_LABEL_LENGTH,
-    api_key_connect,
-    api_key_reconnect,
-    credential_rename,
-    installation_settings_save,
-    installation_workflows_save,
-)
+from connect.flows.account import credential_rename
+from connect.flows.api_key import api_key_connect, api_key_reconnect
+from connect.flows.installation import installation_settings_save, installation_workflows_save
+from connect.messages import connection_sentence
 from core.errors import DomainError
 from integrations.models import App, ConnectSession, Credential, Installation, Workflow
-from integrations.services.credentials import credential_fields_clean
+from integrations.services.credentials import (
+    MAX_LABEL_LENGTH,
+    credential_fields_clean,
+)
+from integrations.services.verification import Connection, ConnectKind
 
 LABEL_FIELD = "portal_label"
 
@@ -100,9 +100,15 @@ class CredentialFieldsForm(forms.Form):
             spec["name"]: self.cleaned_data.get(spec["name"], "") or "" for spec in self.app.fields
         }
 
-    def save(self, *, session: ConnectSession) -> Credential | None:
+    def save(self, *, session: ConnectSession) -> Connection | None:
+        """Connect the account; None when the input is not valid (errors on the fields).
+
+        A connection the provider refused is returned too, with its reason put on the form
+        (next to the secret field when the provider refused the secret), so the person stays
+        in the form with what they typed, secrets aside.
+        """
         try:
-            return api_key_connect(
+            connection = api_key_connect(
                 session=session,
                 app=self.app,
                 fields=self.secret_fields(),
@@ -111,15 +117,29 @@ class CredentialFieldsForm(forms.Form):
         except (ValidationError, DomainError) as exc:
             _put_errors(self, exc)
             return None
+        self._put_refusal(connection, reconnecting=False)
+        return connection
 
-    def reconnect(self, *, session: ConnectSession, credential: Credential):
+    def reconnect(self, *, session: ConnectSession, credential: Credential) -> Connection | None:
         try:
-            return api_key_reconnect(
+            connection = api_key_reconnect(
                 session=session, credential=credential, fields=self.secret_fields()
             )
         except (ValidationError, DomainError) as exc:
             _put_errors(self, exc)
             return None
+        self._put_refusal(connection, reconnecting=True)
+        return connection
+
+    def _put_refusal(self, connection: Connection, *, reconnecting: bool) -> None:
+        if connection.ok:
+            return
+        message = connection_sentence(connection, app=self.app.name, reconnecting=reconnecting)
+        secret_fields = [name for name in self.app.secret_field_names if name in self.fields]
+        if connection.kind == ConnectKind.REJECTED and secret_fields:
+            self.add_error(secret_fields[0], message)
+        else:
+            self.add_error(None, message)
 
 
 class RenameForm(forms.Form):

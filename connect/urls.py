@@ -53,12 +53,14 @@ urlpatterns = [
     ),
     path(
         "<str:token>/accounts/<uuid:credential_id>/flows/<uuid:flow_id>/settings/",
-        installations.installation_settings_view,
+        installations.installation_form_view,
+        {"part": "settings"},
         name="installation_settings",
     ),
     path(
         "<str:token>/accounts/<uuid:credential_id>/flows/<uuid:flow_id>/workflows/",
-        installations.installation_workflows_view,
+        installations.installation_form_view,
+        {"part": "workflows"},
         name="installation_workflows",
     ),
 ]

@@ -82,11 +82,6 @@ class PortalSettings:
         """After this long, a key whose first request never finished may be used again."""
         return int(self._get("API_IDEMPOTENCY_LOCK_SECONDS", 120))
 
-    @property
-    def CREDENTIAL_VERIFY_WAIT_SECONDS(self) -> float:
-        """How long ``POST /credentials`` waits for verification before answering pending."""
-        return float(self._get("API_CREDENTIAL_VERIFY_WAIT", 10))
-
     # The proxy.
     @property
     def PROXY_CONNECT_TIMEOUT(self) -> float:

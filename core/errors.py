@@ -27,3 +27,13 @@ class Conflict(DomainError):
 
 class Invalid(DomainError):
     status = 422
+
+
+class Unavailable(DomainError):
+    """Someone we depend on (a provider) did not answer; the same request may work later."""
+
+    status = 503
+
+    def __init__(self, message: str, *, code: str, retry_after: int = 30):
+        super().__init__(message, code=code)
+        self.retry_after = retry_after

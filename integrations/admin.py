@@ -8,8 +8,11 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.urls import reverse
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
@@ -32,10 +35,21 @@ from integrations.models import (
     Workflow,
 )
 from integrations.services.connect_sessions import connect_session_revoke
-from integrations.services.credentials import credential_revoke
+from integrations.services.credentials import (
+    NewSecret,
+    credential_fields_clean,
+    credential_rename,
+    credential_revoke,
+)
 from integrations.services.jobs import verification_enqueue
 from integrations.services.oauth_clients import oauth_client_secret_set
-from integrations.services.verification import credential_verify
+from integrations.services.verification import (
+    Connection,
+    ConnectKind,
+    VerifyKind,
+    credential_connect,
+    credential_verify,
+)
 from integrations.services.webhook_delivery import webhook_delivery_redeliver
 from integrations.services.webhooks import webhook_endpoint_secret_rotate
 
@@ -325,6 +339,46 @@ class WebhookDeliveryAdmin(ReadOnlyMixin, TenantScopedAdmin):
 INLINE_VERIFY_LIMIT = 10
 
 
+class SecretForm(forms.Form):
+    """An API-key or basic app's fields, checked by the same rule as the modal and the API."""
+
+    def __init__(self, *args, app: App, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.app = app
+        for spec in app.fields:
+            widget = (
+                forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"})
+                if spec.get("secret")
+                else forms.TextInput(attrs={"autocomplete": "off"})
+            )
+            self.fields[spec["name"]] = forms.CharField(
+                label=spec["label"], help_text=spec.get("help", ""), required=False, widget=widget
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            self.secret = credential_fields_clean(
+                app=self.app, fields={name: cleaned.get(name, "") for name in self.fields}
+            )
+        except ValidationError as exc:
+            for name, problems in exc.message_dict.items():
+                self.add_error(name if name in self.fields else None, problems)
+        return cleaned
+
+
+def _refusal(connection: Connection, credential: Credential) -> str:
+    app = credential.app.name
+    if connection.kind == ConnectKind.IDENTITY_MISMATCH:
+        return (
+            f"That key belongs to the {app} account {connection.identity}, not to "
+            f"{credential.identity}. Nothing was changed."
+        )
+    if connection.kind == ConnectKind.UNAVAILABLE:
+        return f"{app} did not answer ({connection.reason}). Nothing was changed; try again."
+    return f"{app} refused the key: {connection.reason} Nothing was changed."
+
+
 class CredentialInline(admin.TabularInline):
     model = Credential
     fields = ["app", "label", "identity", "status", "expires_at", "last_verified_at"]
@@ -448,7 +502,71 @@ class CredentialAdmin(TenantScopedAdmin):
         if not obj.has_secret:
             return "None (revoked or not stored)"
         hint = f" ending {obj.secret_hint}" if obj.secret_hint else ""
-        return f"Encrypted with key {obj.secret_key_id}{hint}; never shown."
+        text = f"Encrypted with key {obj.secret_key_id}{hint}; never shown."
+        if obj.app.is_oauth2:
+            return text
+        url = reverse("admin:integrations_credential_replace_secret", args=[obj.pk])
+        return format_html('{} <a href="{}">Replace the key…</a>', text, url)
+
+    def save_model(self, request, obj, form, change):
+        # The label is the only editable field; a rename goes through the credential's own
+        # transition, so it is audited and reaches the outbox like any other change.
+        if change and "label" in form.changed_data:
+            credential_rename(credential=obj, label=obj.label, actor=Actor.staff(request.user))
+
+    def get_urls(self):
+        replace = self.admin_site.admin_view(self.replace_secret_view)
+        return [
+            path(
+                "<path:object_id>/replace-secret/",
+                replace,
+                name="integrations_credential_replace_secret",
+            ),
+            *super().get_urls(),
+        ]
+
+    def replace_secret_view(self, request, object_id):
+        """Reconnect in place, as the modal and the API do: the new key is kept only when the
+        provider accepts it and says it is the same account."""
+        credential = self.get_object(request, object_id)
+        if credential is None:
+            raise Http404("No such credential.")
+        if not self.has_change_permission(request, credential):
+            raise PermissionDenied
+        change_url = reverse("admin:integrations_credential_change", args=[credential.pk])
+        if credential.app.is_oauth2:
+            self.message_user(
+                request,
+                "An OAuth2 account is reconnected by its owner, through the connect modal.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(change_url)
+        form = SecretForm(request.POST or None, app=credential.app)
+        if request.method == "POST" and form.is_valid():
+            connection = credential_connect(
+                end_user=credential.end_user,
+                app=credential.app,
+                new=NewSecret(secret=form.secret),
+                actor=Actor.staff(request.user),
+                reconnect=credential,
+            )
+            if connection.ok:
+                self.message_user(
+                    request, f"{credential.app.name} accepted the new key; {credential} is active."
+                )
+                return HttpResponseRedirect(change_url)
+            form.add_error(None, _refusal(connection, credential))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Replace the key of {credential}",
+            "credential": credential,
+            "form": form,
+            "opts": self.opts,
+            "change_url": change_url,
+        }
+        return TemplateResponse(
+            request, "admin/integrations/credential/replace_secret.html", context
+        )
 
     @admin.action(description="Verify now")
     def verify_now(self, request, queryset):
@@ -466,7 +584,7 @@ class CredentialAdmin(TenantScopedAdmin):
         for credential in credentials:
             outcome = credential_verify(credential_id=credential.pk, actor=actor)
             results[outcome.kind] = results.get(outcome.kind, 0) + 1
-            if outcome.kind in {"rejected", "unavailable"}:
+            if outcome.kind in (VerifyKind.REJECTED, VerifyKind.UNAVAILABLE):
                 self.message_user(request, f"{credential}: {outcome.reason}", messages.WARNING)
         summary = ", ".join(f"{count} {kind}" for kind, count in sorted(results.items()))
         self.message_user(

@@ -24,6 +24,9 @@ from integrations.app_schema import (
     check_json,
 )
 
+# A credential's name: one rule for the modal, the API and the admin (credentials.label_clean).
+MAX_LABEL_LENGTH = 120
+
 
 class App(models.Model):
     """A third-party service end users connect to: how to authorise, apply and verify it.
@@ -560,7 +563,7 @@ class Credential(SealedSecretModel):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="credentials")
     end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="credentials")
     app = models.ForeignKey("App", on_delete=models.PROTECT, related_name="credentials")
-    label = models.CharField(max_length=120, blank=True)
+    label = models.CharField(max_length=MAX_LABEL_LENGTH, blank=True)
     identity = models.CharField(
         max_length=255, blank=True, help_text="The account at the provider, read by verification."
     )

@@ -20,7 +20,6 @@ from integrations.models import (
     ConnectSession,
     Credential,
     Deployment,
-    Event,
     Flow,
     Installation,
     InstallationCredential,
@@ -278,33 +277,6 @@ def end_user_integrations(*, end_user: EndUser) -> dict[str, EndUserIntegration]
 MERGE_LOOKBACK = timedelta(days=1)
 
 
-def credential_merged_into(*, tenant: Tenant, credential_id) -> Credential | None:
-    """The credential a just-created one was merged into by verification, if it was.
-
-    Verification folds a second connection of the same provider account into the first
-    credential (which keeps its id) and deletes the new row; its ``credential.verified`` event
-    names both. Only recent events are read, so the (tenant, type, created_at) index bounds the
-    scan however long the outbox grows: the question is asked while a connection is open.
-    """
-    event = (
-        Event.objects.filter(
-            tenant=tenant,
-            type="credential.verified",
-            created_at__gte=timezone.now() - MERGE_LOOKBACK,
-            data__replaced_credential_id=str(credential_id),
-        )
-        .order_by("-created_at")
-        .first()
-    )
-    if event is None:
-        return None
-    return (
-        Credential.objects.select_related("app", "end_user", "tenant")
-        .filter(tenant=tenant, pk=event.data["credential_id"])
-        .first()
-    )
-
-
 def app_get_for_session(*, session: ConnectSession, slug: str) -> App | None:
     """One of the session's apps by slug; a tenant's own app wins over a catalog namesake."""
     return (
@@ -338,14 +310,6 @@ def credential_get_for_session(*, session: ConnectSession, credential_id) -> Cre
         )
         .first()
     )
-
-
-def credential_replaced_by(*, session: ConnectSession, credential_id) -> Credential | None:
-    """The account a just-connected credential turned out to be, as the session may see it."""
-    merged = credential_merged_into(tenant=session.tenant, credential_id=credential_id)
-    if merged is None:
-        return None
-    return credential_get_for_session(session=session, credential_id=merged.pk)
 
 
 def flow_list_for_session(*, session: ConnectSession) -> QuerySet[Flow]:

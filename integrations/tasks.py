@@ -25,15 +25,15 @@ from integrations.services.jobs import (
     VERIFY_CREDENTIAL,
     backoff_seconds,
 )
-from integrations.services.refresh import credential_refresh
+from integrations.services.refresh import RefreshKind, credential_refresh
 from integrations.services.sweeps import (
     sweep_pending_credentials,
     sweep_refresh_due,
     sweep_reverify_due,
     sweep_webhook_deliveries,
 )
-from integrations.services.verification import credential_verify
-from integrations.services.webhook_delivery import webhook_delivery_attempt
+from integrations.services.verification import VerifyKind, credential_verify
+from integrations.services.webhook_delivery import DeliveryKind, webhook_delivery_attempt
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def verify_credential(self, credential_id: str) -> str:
     """Verify one credential; a provider that is down, busy (429) or slow is retried with
     backoff, honouring ``Retry-After``, and the credential's status never changes for it."""
     outcome = credential_verify(credential_id=credential_id)
-    if outcome.kind == "unavailable":
+    if outcome.kind == VerifyKind.UNAVAILABLE:
         backoff = backoff_seconds(
             attempt=self.request.retries + 1,
             base=conf.VERIFY_RETRY_BASE_SECONDS,
@@ -98,7 +98,7 @@ def verify_credential(self, credential_id: str) -> str:
 def refresh_credential(self, credential_id: str) -> str:
     """Refresh one OAuth2 credential if it is (still) due; a provider that is down is retried."""
     outcome = credential_refresh(credential_id=credential_id)
-    if outcome.kind == "unavailable":
+    if outcome.kind == RefreshKind.UNAVAILABLE:
         delay = backoff_seconds(
             attempt=self.request.retries + 1,
             base=conf.REFRESH_RETRY_BASE_SECONDS,
@@ -120,7 +120,7 @@ def deliver_webhook(self, delivery_id: str, attempt: int | None = None) -> str:
     """Make one attempt of a webhook delivery; the delivery's own schedule (backoff for up to
     24 hours) decides when the next one is due, and this job queues it."""
     outcome = webhook_delivery_attempt(delivery_id=delivery_id, attempt=attempt)
-    if outcome.kind == "retrying" and outcome.retry_in is not None:
+    if outcome.kind == DeliveryKind.RETRYING and outcome.retry_in is not None:
         request = self.request
         if not (request.is_eager or request.called_directly) and (
             outcome.retry_in <= conf.TASK_MAX_COUNTDOWN_SECONDS

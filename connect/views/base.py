@@ -11,15 +11,15 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.templatetags.static import static
-from django_htmx.http import trigger_client_event
 
+from connect.events import authorization_event, credential_outcome_event
+from connect.messages import say
 from connect.session import EMBED_HEADER, SESSION_HEADER, embed_for
 from connect.theme import session_theme
 from core.conf import conf
 from core.validators import origin_of
 from integrations.models import Credential, OAuthAttempt
-
-EVENT_NAME = "portal-events"
+from integrations.services.verification import VerificationOutcome, VerifyKind
 
 
 @lru_cache(maxsize=1024)
@@ -75,73 +75,28 @@ def prompt(kind: str, text: str) -> dict[str, str]:
     return {"kind": kind, "text": text}
 
 
-def authorization_event(
-    name: str,
-    *,
-    app_slug: str,
-    credential: Credential | None = None,
-    identity: str = "",
-    flow_id: Any = None,
-    already_exists: bool = False,
-    reason: str | None = None,
-) -> dict[str, Any]:
-    """One event of the embedding-page protocol, shaped as the JS SDK documents it."""
-    data: dict[str, Any] = {
-        "identity": (credential.identity if credential is not None else "") or identity,
-        "authorizationId": str(credential.pk) if credential is not None else None,
-        "flowId": str(flow_id) if flow_id else None,
-        "alreadyExists": already_exists,
-        "app": app_slug,
-    }
-    if reason is not None:
-        data["reason"] = reason
-    return {"event": name, "data": data}
-
-
-def credential_outcome_event(
-    credential: Credential, *, flow_id: Any = None, already_exists: bool = False
-) -> dict[str, Any] | None:
-    """did-add-authorization or did-fail-authorization-verification, once the result is in."""
-    if credential.status == Credential.Status.ACTIVE:
-        return authorization_event(
-            "did-add-authorization",
-            app_slug=credential.app.slug,
-            credential=credential,
-            flow_id=flow_id,
-            already_exists=already_exists,
-        )
-    if credential.status in (Credential.Status.INVALID, Credential.Status.EXPIRED):
-        return authorization_event(
-            "did-fail-authorization-verification",
-            app_slug=credential.app.slug,
-            credential=credential,
-            flow_id=flow_id,
-            already_exists=already_exists,
-            reason=credential.last_verification_error or credential.get_status_display(),
-        )
-    return None
-
-
 def credential_outcome_prompt(credential: Credential, *, already_exists: bool = False):
     app, who = credential.app.name, credential.display_name
     if credential.status == Credential.Status.ACTIVE:
         if already_exists:
-            return prompt("success", f"{who} was already connected to {app}; it is now up to date.")
-        return prompt("success", f"Connected {who} to {app}.")
+            return prompt("success", say("outcome_already", account=who, app=app))
+        return prompt("success", say("outcome_connected", account=who, app=app))
     if credential.status in (Credential.Status.INVALID, Credential.Status.EXPIRED):
         return prompt(
             "error",
-            credential.last_verification_error or f"{app} did not accept the account.",
+            credential.last_verification_error or say("outcome_refused", app=app),
         )
     return None
 
 
-def publish(response: HttpResponse, events: list[dict[str, Any] | None]) -> HttpResponse:
-    """Hand events to modal.js (through HX-Trigger), which posts them to the embedding page."""
-    events = [event for event in events if event]
-    if events:
-        trigger_client_event(response, EVENT_NAME, {"events": events})
-    return response
+def check_again_prompt(credential: Credential, outcome: VerificationOutcome) -> dict[str, str]:
+    """What "Check again" tells the person: accepted, refused (why), or no answer yet."""
+    app = credential.app.name
+    if outcome.kind == VerifyKind.VERIFIED:
+        return prompt("success", say("checked_ok", app=app, account=credential.display_name))
+    if outcome.kind == VerifyKind.UNAVAILABLE:
+        return prompt("error", say("check_unavailable", app=app, reason=outcome.reason))
+    return prompt("error", outcome.reason or say("outcome_refused", app=app))
 
 
 @dataclass(frozen=True)
@@ -167,10 +122,11 @@ def attempt_summary(attempt: OAuthAttempt) -> AttemptSummary:
         )
         kind = "success" if credential.status == Credential.Status.ACTIVE else "info"
         return AttemptSummary(credential, prompt(kind, attempt.message), event)
+    # A failed reconnect names the account that stayed as it was; a failed connect, none.
     event = authorization_event(
         "did-fail-authorization-verification",
         app_slug=attempt.app.slug,
-        credential=credential,
+        credential=credential or attempt.reconnect,
         identity=attempt.identity,
         flow_id=flow_id,
         reason=attempt.error_code or attempt.outcome,

@@ -8,26 +8,21 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseStopPolling, reswap, retarget
+from django_htmx.http import HttpResponseStopPolling
 
-from connect.flows.connect import credential_disconnect, credential_verification_retry
+from connect.events import authorization_event, credential_outcome_event, publish, removal_event
+from connect.flows.account import credential_check_again, credential_disconnect
 from connect.forms import CredentialFieldsForm, InstallationSettingsForm, RenameForm, WorkflowsForm
+from connect.messages import connection_sentence, say
 from connect.session import connect_session_required
 from connect.views.base import (
-    credential_outcome_event,
+    check_again_prompt,
     credential_outcome_prompt,
     modal_context,
     page,
     prompt,
-    publish,
 )
-from connect.views.modal import (
-    connection_result,
-    not_found,
-    removal_event,
-    render_app_list,
-    render_app_panel,
-)
+from connect.views.modal import not_found, render_app_panel
 from core.errors import DomainError
 from integrations.models import Credential
 from integrations.selectors import (
@@ -47,7 +42,7 @@ def _credential_or_404(request: HttpRequest, credential_id):
 
 
 def _gone(request: HttpRequest) -> HttpResponse:
-    return not_found(request, "That account is no longer connected.")
+    return not_found(request, say("account_gone"))
 
 
 def flow_cards(request: HttpRequest, credential: Credential, *, bound: dict | None = None):
@@ -129,21 +124,11 @@ def account_status(request: HttpRequest, credential_id) -> HttpResponse:
     """
     compact = request.GET.get("compact") == "1"
     flow_id = request.GET.get("flow") or None
-    credential, already_existed = connection_result(request, credential_id)
+    credential = _credential_or_404(request, credential_id)
     if credential is None:
         return HttpResponseStopPolling("")
-    event = credential_outcome_event(credential, flow_id=flow_id, already_exists=already_existed)
-    outcome_prompt = credential_outcome_prompt(credential, already_exists=already_existed)
-    if already_existed:
-        # The new row became the existing account: the whole view shows it once.
-        if compact:
-            response = render_app_list(request, prompt_=outcome_prompt)
-        else:
-            response = render_app_panel(
-                request, credential.app, highlight=credential.pk, prompt_=outcome_prompt
-            )
-        response = retarget(reswap(response, "outerHTML"), "#view")
-        return publish(_stop(response), [event])
+    event = credential_outcome_event(credential, flow_id=flow_id)
+    outcome_prompt = credential_outcome_prompt(credential)
     pending = credential.status == Credential.Status.PENDING
     waited = (timezone.now() - credential.updated_at).total_seconds()
     if pending and waited <= POLL_PATIENCE_SECONDS:
@@ -180,12 +165,10 @@ def account_retry(request: HttpRequest, credential_id) -> HttpResponse:
     if credential is None:
         return _gone(request)
     try:
-        credential = credential_verification_retry(
-            session=request.connect_session, credential=credential
-        )
+        outcome = credential_check_again(session=request.connect_session, credential=credential)
     except DomainError as exc:
         return render_account(request, credential, prompt_=prompt("error", exc.message))
-    current, already_existed = connection_result(request, credential.pk)
+    current = _credential_or_404(request, credential.pk)
     if current is None:
         return _gone(request)
     context = modal_context(
@@ -193,10 +176,10 @@ def account_retry(request: HttpRequest, credential_id) -> HttpResponse:
         credential=current,
         app=current.app,
         compact=request.POST.get("compact") == "1",
-        prompt=credential_outcome_prompt(current, already_exists=already_existed),
+        prompt=check_again_prompt(current, outcome),
     )
     response = render(request, f"{LIST_TEMPLATE}#account-status", context)
-    return publish(response, [credential_outcome_event(current, already_exists=already_existed)])
+    return publish(response, [credential_outcome_event(current)])
 
 
 @csrf_exempt
@@ -217,11 +200,11 @@ def account_rename(request: HttpRequest, credential_id) -> HttpResponse:
             request,
             credential,
             rename_form=form,
-            prompt_=prompt("error", "The name could not be saved."),
+            prompt_=prompt("error", say("rename_failed")),
             status=422,
         )
     return render_account(
-        request, renamed, prompt_=prompt("success", f"Renamed to {renamed.display_name}.")
+        request, renamed, prompt_=prompt("success", say("renamed", account=renamed.display_name))
     )
 
 
@@ -237,36 +220,46 @@ def account_reconnect(request: HttpRequest, credential_id) -> HttpResponse:
         return render_account(
             request,
             credential,
-            prompt_=prompt("error", f"Reconnect through the {credential.app.name} sign-in."),
+            prompt_=prompt("error", say("reconnect_by_sign_in", app=credential.app.name)),
             status=422,
         )
     form = CredentialFieldsForm(
         request.POST, app=credential.app, with_label=False, prefix_id=f"reconnect-{credential.pk}"
     )
-    result = (
+    connection = (
         form.reconnect(session=request.connect_session, credential=credential)
         if form.is_valid()
         else None
     )
-    if result is None:
+    if connection is None or not connection.ok:
         problems = form.non_field_errors()
+        events = []
+        if connection is not None:
+            events.append(
+                authorization_event(
+                    "did-fail-authorization-verification",
+                    app_slug=credential.app.slug,
+                    credential=credential,
+                    identity=connection.identity,
+                    reason=connection.reason or connection.kind,
+                )
+            )
         return render_account(
             request,
             credential,
             reconnect_form=form,
-            prompt_=prompt(
-                "error", " ".join(problems) if problems else "Check the highlighted fields."
-            ),
+            prompt_=prompt("error", " ".join(problems) if problems else say("check_fields")),
+            events=events,
             status=422,
         )
-    current = result.credential
-    current.refresh_from_db()
+    current = connection.credential
     return render_account(
         request,
         current,
-        prompt_=prompt("success" if result.verified else "error", result.message)
-        if result.message
-        else None,
+        prompt_=prompt(
+            "success",
+            connection_sentence(connection, app=current.app.name, reconnecting=True),
+        ),
         events=[credential_outcome_event(current, already_exists=True)],
     )
 
@@ -294,9 +287,9 @@ def account_disconnect(request: HttpRequest, credential_id) -> HttpResponse:
     app = credential.app
     name = credential.display_name
     result = credential_disconnect(session=request.connect_session, credential=credential)
-    text = f"Disconnected {name} from {app.name}."
+    text = say("disconnected", account=name, app=app.name)
     if result.switched_off:
-        text += " Switched off because they used it: " + ", ".join(result.switched_off) + "."
+        text += say("switched_off_with", flows=", ".join(result.switched_off))
     return render_app_panel(
         request, app, prompt_=prompt("success", text), events=[removal_event(result.event_data)]
     )

@@ -1,19 +1,24 @@
 """An account's flows: switch one on or off, fill its settings, choose its workflows.
 
 Each answer is the flow's card again, with what changed or what is wrong next to the input.
-Writes are csrf_exempt for the reason given in ``integrations.connect_session``: the
+Writes are csrf_exempt for the reason given in ``connect.session``: the
 X-Portal-Session header, which a cross-site page cannot send, authorises them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from connect.flows.connect import installation_switch
+from connect.flows.installation import installation_switch
 from connect.forms import InstallationSettingsForm, WorkflowsForm
+from connect.messages import say
 from connect.session import connect_session_required
 from connect.views.base import modal_context
 from connect.views.credentials import flow_cards
@@ -63,7 +68,7 @@ def _installed_entry(request: HttpRequest, credential, flow):
 
 
 def _missing(request: HttpRequest) -> HttpResponse:
-    return not_found(request, "That flow or account is not available here.")
+    return not_found(request, say("flow_unavailable"))
 
 
 @csrf_exempt
@@ -84,13 +89,47 @@ def installation_switch_view(request: HttpRequest, credential_id, flow_id) -> Ht
     return _card(request, credential, flow, bound={("note", key): note})
 
 
+@dataclass(frozen=True)
+class InstallationPart:
+    """One form of an installed flow's card: how to build it, and the codes of what to say
+    (``connect.messages``) once saved or when invalid."""
+
+    prefix: str
+    build: Callable[..., forms.Form]
+    saved: str
+    invalid: str
+
+
+PARTS = {
+    "settings": InstallationPart(
+        prefix="settings",
+        build=lambda data, entry, prefix_id: InstallationSettingsForm(
+            data, installation=entry.installation, prefix_id=prefix_id
+        ),
+        saved="settings_saved",
+        invalid="settings_invalid",
+    ),
+    "workflows": InstallationPart(
+        prefix="workflows",
+        build=lambda data, entry, prefix_id: WorkflowsForm(
+            data, installation=entry.installation, workflows=entry.workflows, prefix_id=prefix_id
+        ),
+        saved="workflows_saved",
+        invalid="workflows_invalid",
+    ),
+}
+
+
 @csrf_exempt
 @require_POST
 @connect_session_required
-def installation_settings_view(request: HttpRequest, credential_id, flow_id) -> HttpResponse:
+def installation_form_view(request: HttpRequest, credential_id, flow_id, part: str) -> HttpResponse:
+    """Save one form of an installed flow (its settings, or its workflows): the form validates
+    and its ``save()`` calls the flow; the answer is the flow's card again."""
     credential, flow = _resolve(request, credential_id, flow_id)
-    if credential is None or flow is None:
+    if credential is None or flow is None or part not in PARTS:
         return _missing(request)
+    spec = PARTS[part]
     key = str(flow.pk)
     entry = _installed_entry(request, credential, flow)
     if entry is None:
@@ -98,54 +137,17 @@ def installation_settings_view(request: HttpRequest, credential_id, flow_id) -> 
             request,
             credential,
             flow,
-            bound={("error", key): f"Switch “{flow.name}” on first."},
+            bound={("error", key): say("switch_on_first", flow=flow.name)},
             status=422,
         )
-    form = InstallationSettingsForm(
-        request.POST, installation=entry.installation, prefix_id=f"settings-{key}"
-    )
+    form = spec.build(request.POST, entry, f"{spec.prefix}-{key}")
     saved = form.save(session=request.connect_session) if form.is_valid() else None
     if saved is None:
         return _card(
             request,
             credential,
             flow,
-            bound={("settings", key): form, ("error", key): "Check the highlighted settings."},
+            bound={(spec.prefix, key): form, ("error", key): say(spec.invalid)},
             status=422,
         )
-    return _card(request, credential, flow, bound={("note", key): "Settings saved."})
-
-
-@csrf_exempt
-@require_POST
-@connect_session_required
-def installation_workflows_view(request: HttpRequest, credential_id, flow_id) -> HttpResponse:
-    credential, flow = _resolve(request, credential_id, flow_id)
-    if credential is None or flow is None:
-        return _missing(request)
-    key = str(flow.pk)
-    entry = _installed_entry(request, credential, flow)
-    if entry is None:
-        return _card(
-            request,
-            credential,
-            flow,
-            bound={("error", key): f"Switch “{flow.name}” on first."},
-            status=422,
-        )
-    form = WorkflowsForm(
-        request.POST,
-        installation=entry.installation,
-        workflows=entry.workflows,
-        prefix_id=f"workflows-{key}",
-    )
-    saved = form.save(session=request.connect_session) if form.is_valid() else None
-    if saved is None:
-        return _card(
-            request,
-            credential,
-            flow,
-            bound={("workflows", key): form, ("error", key): "Those workflows could not be set."},
-            status=422,
-        )
-    return _card(request, credential, flow, bound={("note", key): "Workflows saved."})
+    return _card(request, credential, flow, bound={("note", key): say(spec.saved)})

@@ -10,23 +10,21 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from connect.events import authorization_event, credential_outcome_event, publish
 from connect.forms import CredentialFieldsForm
+from connect.messages import say
 from connect.session import connect_session_required
 from connect.views.base import (
     app_icon_url,
     attempt_summary,
-    credential_outcome_event,
     credential_outcome_prompt,
     modal_context,
     page,
     prompt,
-    publish,
 )
 from integrations.models import App, Credential, OAuthAttempt
 from integrations.selectors import (
     app_get_for_session,
-    credential_get_for_session,
-    credential_replaced_by,
     flow_get_for_session,
     oauth_attempt_get_for_session,
     offered_app_with_credentials,
@@ -126,7 +124,7 @@ def modal(request: HttpRequest) -> HttpResponse:
     if slug:
         app = app_get_for_session(session=session, slug=slug)
         if app is None:
-            return not_found(request, f"“{slug[:64]}” is not one of the apps you can connect here.")
+            return not_found(request, say("app_not_offered", slug=slug[:64]))
         return render_app_panel(request, app, flow=flow_from_request(request, app))
     return render_app_list(request)
 
@@ -136,7 +134,7 @@ def modal(request: HttpRequest) -> HttpResponse:
 def app_panel(request: HttpRequest, slug: str) -> HttpResponse:
     app = app_get_for_session(session=request.connect_session, slug=slug)
     if app is None:
-        return not_found(request, f"“{slug}” is not one of the apps you can connect here.")
+        return not_found(request, say("app_not_offered", slug=slug[:64]))
     return render_app_panel(request, app, flow=flow_from_request(request, app))
 
 
@@ -147,24 +145,37 @@ def app_panel(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @connect_session_required
 def credential_create(request: HttpRequest, slug: str) -> HttpResponse:
-    """Submit an app's API-key or basic form: stored pending, then verified."""
+    """Submit an app's API-key or basic form: checked with the provider, then connected."""
     session = request.connect_session
     app = app_get_for_session(session=session, slug=slug)
     if app is None:
-        return not_found(request, f"“{slug}” is not one of the apps you can connect here.")
+        return not_found(request, say("app_not_offered", slug=slug[:64]))
     flow = flow_from_request(request, app, request.POST)
     if app.is_oauth2:
         return render_app_panel(
             request,
             app,
             flow=flow,
-            prompt_=prompt("error", f"{app.name} connects through its sign-in window."),
+            prompt_=prompt("error", say("oauth2_app", app=app.name)),
             status=422,
         )
     form = CredentialFieldsForm(request.POST, app=app, prefix_id=f"connect-{app.slug}")
-    credential = form.save(session=session) if form.is_valid() else None
-    if credential is None:
+    connection = form.save(session=session) if form.is_valid() else None
+    flow_id = flow.pk if flow else None
+    if connection is None or not connection.ok:
+        # Nothing was stored: the person stays in the form, with the reason next to the field.
         problems = form.non_field_errors()
+        events = []
+        if connection is not None:
+            events.append(
+                authorization_event(
+                    "did-fail-authorization-verification",
+                    app_slug=app.slug,
+                    identity=connection.identity,
+                    flow_id=flow_id,
+                    reason=connection.reason or connection.kind,
+                )
+            )
         return render_app_panel(
             request,
             app,
@@ -172,49 +183,24 @@ def credential_create(request: HttpRequest, slug: str) -> HttpResponse:
             flow=flow,
             prompt_=prompt(
                 "error",
-                " ".join(problems) if problems else "Check the highlighted fields and try again.",
+                " ".join(problems) if problems else say("check_fields"),
             ),
+            events=events,
             status=422,
         )
-    current, already_existed = connection_result(request, credential.pk)
-    if current is None:
-        return render_app_panel(
-            request, app, flow=flow, prompt_=prompt("error", "The account could not be saved.")
-        )
+    credential = connection.credential
     return render_app_panel(
         request,
         app,
-        highlight=current.pk,
+        highlight=credential.pk,
         flow=flow,
-        prompt_=credential_outcome_prompt(current, already_exists=already_existed),
+        prompt_=credential_outcome_prompt(credential, already_exists=connection.already_existed),
         events=[
             credential_outcome_event(
-                current, flow_id=flow.pk if flow else None, already_exists=already_existed
+                credential, flow_id=flow_id, already_exists=connection.already_existed
             )
         ],
     )
-
-
-def connection_result(request: HttpRequest, credential_id) -> tuple[Credential | None, bool]:
-    """The account a connection ended up as: itself, or the existing account with the same
-    identity that verification updated instead (then ``already_existed`` is True)."""
-    session = request.connect_session
-    credential = credential_get_for_session(session=session, credential_id=credential_id)
-    if credential is not None:
-        return credential, False
-    twin = credential_replaced_by(session=session, credential_id=credential_id)
-    return twin, twin is not None
-
-
-def removal_event(data: dict) -> dict:
-    return {
-        "event": "did-remove-authorization",
-        "data": {
-            "authorizationId": data.get("credential_id"),
-            "app": data.get("app"),
-            "identity": data.get("identity", ""),
-        },
-    }
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

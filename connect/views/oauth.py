@@ -15,12 +15,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget, trigger_client_event
 
-from connect.flows.connect import (
+from connect.flows.oauth import (
     oauth_attempt_cancel,
     oauth_attempt_expire_if_due,
     oauth_connect_callback,
     oauth_connect_start,
 )
+from connect.messages import say
 from connect.session import connect_session_required, embed_for
 from connect.theme import session_theme
 from connect.views.base import attempt_summary, modal_context, prompt
@@ -81,13 +82,13 @@ def oauth_start(request: HttpRequest, slug: str) -> HttpResponse:
     session = request.connect_session
     app = app_get_for_session(session=session, slug=slug)
     if app is None:
-        return not_found(request, f"“{slug}” is not one of the apps you can connect here.")
+        return not_found(request, say("app_not_offered", slug=slug[:64]))
     data = request.POST if request.method == "POST" else request.GET
     flow = flow_from_request(request, app, data)
     reconnect = _reconnect_target(request, data)
     popup = request.method == "POST"
     if data.get("credential") and reconnect is None:
-        gone = "That account is no longer connected; connect it again."
+        gone = say("account_gone_connect_again")
         if popup:
             context = modal_context(request, app=app, start_error=gone)
             return render(request, f"{LIST_TEMPLATE}#oauth-attempt", context, status=422)
@@ -143,7 +144,7 @@ def oauth_cancel(request: HttpRequest, attempt_id) -> HttpResponse:
     """The person pressed Cancel, or closed the popup: a later answer will be refused."""
     attempt = oauth_attempt_get_for_session(session=request.connect_session, attempt_id=attempt_id)
     if attempt is None:
-        return not_found(request, "That sign-in is no longer in progress.")
+        return not_found(request, say("attempt_gone"))
     reason = "closed" if request.POST.get("reason") == "closed" else "cancelled"
     attempt = oauth_attempt_cancel(session=request.connect_session, attempt=attempt, reason=reason)
     return _render_finished(request, attempt)

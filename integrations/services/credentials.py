@@ -1,24 +1,57 @@
-"""Connected accounts: creating them from an app's form, revoking them, reading their secrets.
+"""THE credential: its states and every transition between them.
 
-A credential's secret is opened only here and in the services that use it for one request
-(verification, refresh, the proxy); each such use is written to the audit log.
+A credential exists only once its provider accepted it (``verification.credential_connect``
+decides that at entry); from then on it changes only through the functions below. Each
+transition takes the credential's row lock, and writes the change, its audit entry and its
+outbox event in one transaction, so the event stream a tenant syncs from and the rows cannot
+disagree, and one credential's events are in the order its changes committed:
+
+=============================  ==============================  ================================
+transition                     status afterwards               events
+=============================  ==============================  ================================
+credential_create              active                          created, verified
+credential_mark_verified       active                          verified
+credential_mark_invalid        invalid                         verification_failed
+credential_note_unavailable    unchanged (a retry is due)      none
+credential_mark_refreshed      active                          refreshed
+credential_mark_expired        expired                         expired
+credential_reconnect           active (same id, name, flows)   reconnected
+credential_rename              unchanged                       renamed
+credential_revoke              revoked                         revoked
+credential_delete              (gone)                          revoked (unless it was), deleted
+=============================  ==============================  ================================
+
+Secrets are sealed and opened through ``secrets.py`` only.
 """
 
 from __future__ import annotations
 
+import random
 import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import EndUser
 from accounts.services.audit import Actor, audit_record
-from core.vault import VaultError, clear_secret, open_secret, seal_secret
-from integrations.models import App, Credential, Installation
+from core.conf import conf
+from core.errors import Conflict, Invalid, NotFound
+from core.vault import VaultError
+from integrations.models import MAX_LABEL_LENGTH, App, Credential, Installation
 from integrations.services.events import credential_event_data, event_emit
-from integrations.services.jobs import verification_enqueue
+from integrations.services.oauth import OAuthError, TokenSet, oauth_client_for, oauth_revoke
+from integrations.services.secrets import (
+    Purpose,
+    credential_secret_clear,
+    credential_secret_open,
+    credential_secret_seal,
+    credential_tokens_seal,
+)
 
 MAX_FIELD_LENGTH = 4096
 
@@ -59,54 +92,306 @@ def credential_fields_clean(*, app: App, fields: dict[str, Any]) -> dict[str, st
     return clean
 
 
-def secret_hint(*, app: App, secret: dict[str, Any]) -> str:
-    """The last four characters of the main secret, when it is long enough to hide the rest."""
-    names = app.secret_field_names if not app.is_oauth2 else []
-    value = secret.get(names[0], "") if names else ""
-    return f"…{value[-4:]}" if isinstance(value, str) and len(value) >= 16 else ""
+@dataclass(frozen=True)
+class NewSecret:
+    """What an entry or a reconnect brings: an API-key/basic secret, or an OAuth2 token set."""
+
+    secret: dict[str, Any] | None = None
+    tokens: TokenSet | None = None
+
+    @property
+    def plain(self) -> dict[str, Any]:
+        """The secret as the verification request applies it."""
+        return self.tokens.secret if self.tokens is not None else dict(self.secret or {})
+
+
+def label_clean(label: str) -> str:
+    """One line, single spaces, at most MAX_LABEL_LENGTH characters (else a ValidationError)."""
+    label = " ".join((label or "").split())
+    if len(label) > MAX_LABEL_LENGTH:
+        raise ValidationError(
+            {"label": f"At most {MAX_LABEL_LENGTH} characters."}, code="label_too_long"
+        )
+    return label
+
+
+def credential_next_verification_at(credential: Credential, *, now: datetime) -> datetime | None:
+    """When the re-verification sweep should look at this credential again.
+
+    A long-lived credential (an API key, a token without expiry) is re-verified every
+    ``reverify_interval_seconds`` of its app, shortened at random by up to REVERIFY_JITTER so
+    that credentials connected together spread out. A token that expires without a refresh
+    token is looked at when it expires (verification then marks it expired); one with a
+    refresh token is kept fresh by the refresh sweep instead.
+    """
+    if credential.expires_at is None:
+        interval = credential.app.reverify_interval_seconds
+        spread = random.uniform(1 - conf.REVERIFY_JITTER, 1)  # noqa: S311
+        return now + timedelta(seconds=interval * spread)
+    if credential.refresh_at is None:
+        return credential.expires_at
+    return None
+
+
+def _seal(credential: Credential, new: NewSecret) -> None:
+    if new.tokens is not None:
+        credential_tokens_seal(credential=credential, tokens=new.tokens)
+    else:
+        credential_secret_seal(credential=credential, secret=new.secret or {})
+
+
+def _locked(credential: Credential) -> Credential:
+    """The row again, under its lock, with what the events and audit entries name."""
+    locked = (
+        Credential.objects.select_for_update(of=("self",))
+        .select_related("app", "end_user", "tenant")
+        .filter(pk=credential.pk)
+        .first()
+    )
+    if locked is None:
+        raise NotFound("That account is no longer connected.", code="credential_not_found")
+    return locked
+
+
+class CredentialRevoked(Conflict):
+    """The credential was revoked meanwhile: what its secret was checked for no longer counts."""
+
+
+def _still_live(credential: Credential) -> Credential:
+    """Under the lock: a verification's answer about a revoked credential changes nothing."""
+    if credential.status == Credential.Status.REVOKED or not credential.has_secret:
+        raise CredentialRevoked(
+            "That account was disconnected meanwhile.", code="credential_revoked"
+        )
+    return credential
+
+
+def _verified_now(credential: Credential, identity: str, *, now: datetime) -> None:
+    credential.identity = identity or credential.identity
+    credential.status = Credential.Status.ACTIVE
+    credential.last_verified_at = now
+    credential.last_verification_error = ""
+    credential.verification_attempts = 0
+    credential.next_verification_at = credential_next_verification_at(credential, now=now)
+
+
+def _emit(credential: Credential, type: str, **extra: Any) -> None:
+    event_emit(tenant=credential.tenant, type=type, data=credential_event_data(credential, **extra))
 
 
 @transaction.atomic
-def credential_create_from_fields(
-    *, end_user: EndUser, app: App, fields: dict[str, Any], label: str = "", actor: Actor
+def credential_create(
+    *, end_user: EndUser, app: App, new: NewSecret, identity: str, label: str, actor: Actor
 ) -> Credential:
-    """Store an API-key or basic credential, pending until its verification answers."""
-    secret = credential_fields_clean(app=app, fields=fields)
+    """A verified account becomes a credential: active, with the identity the provider gave.
+
+    Raises IntegrityError when the end user already has this identity for the app (the
+    caller reconnects that credential instead).
+    """
+    now = timezone.now()
     credential = Credential(
         tenant_id=end_user.tenant_id,
         end_user=end_user,
         app=app,
-        label=label.strip()[:120],
-        status=Credential.Status.PENDING,
-        secret_hint=secret_hint(app=app, secret=secret),
+        label=label_clean(label),
+        created_at=now,
     )
-    seal_secret(credential, secret)
+    _seal(credential, new)
+    _verified_now(credential, identity[:255], now=now)
     credential.save()
+    credential.tenant = end_user.tenant
     audit_record(
         tenant=end_user.tenant, actor=actor, action="credential.create", credential=credential
     )
-    event_emit(
-        tenant=end_user.tenant, type="credential.created", data=credential_event_data(credential)
-    )
-    verification_enqueue(credential_id=credential.pk)
+    _emit(credential, "credential.created")
+    _emit(credential, "credential.verified")
     return credential
 
 
-def credential_revoke_at_provider(*, credential: Credential) -> bool:
-    """Revoke the OAuth2 tokens at the provider where the app supports it (RFC 7009).
+@transaction.atomic
+def credential_mark_verified(*, credential: Credential, identity: str, actor: Actor) -> Credential:
+    """The provider accepted the stored secret again: active, identity recorded.
+
+    An identity already held by another of the user's credentials for the app (possible only
+    when this one had none) is not copied, so the two stay distinct accounts. Raises NotFound or
+    CredentialRevoked when the credential was deleted or revoked while the provider answered.
+    """
+    credential = _still_live(_locked(credential))
+    if (
+        identity
+        and identity != credential.identity
+        and Credential.objects.filter(
+            end_user_id=credential.end_user_id, app_id=credential.app_id, identity=identity
+        )
+        .exclude(pk=credential.pk)
+        .exists()
+    ):
+        identity = ""
+    _verified_now(credential, identity[:255], now=timezone.now())
+    credential.save()
+    audit_record(
+        tenant=credential.tenant,
+        actor=actor,
+        action="credential.verify",
+        credential=credential,
+        detail={"result": "verified"},
+    )
+    _emit(credential, "credential.verified")
+    return credential
+
+
+@transaction.atomic
+def credential_mark_invalid(
+    *, credential: Credential, reason: str, actor: Actor, status_code: int | None = None
+) -> Credential:
+    """The provider clearly refused the stored secret (401/403): invalid, with its reason."""
+    credential = _still_live(_locked(credential))
+    credential.status = Credential.Status.INVALID
+    credential.last_verification_error = reason
+    credential.last_verified_at = timezone.now()
+    credential.next_verification_at = None
+    credential.save()
+    audit_record(
+        tenant=credential.tenant,
+        actor=actor,
+        action="credential.verify",
+        credential=credential,
+        outcome="failure",
+        detail={"result": "rejected", "status_code": status_code},
+    )
+    _emit(credential, "credential.verification_failed", reason=reason)
+    return credential
+
+
+@transaction.atomic
+def credential_note_unavailable(
+    *, credential: Credential, actor: Actor, status_code: int | None = None
+) -> None:
+    """The provider did not answer: the status stays; the attempt is counted and audited.
+
+    ``updated_at`` moves too, so the pending sweep waits for this attempt's retries.
+    """
+    credential = _locked(credential)
+    Credential.objects.filter(pk=credential.pk).update(
+        verification_attempts=F("verification_attempts") + 1, updated_at=timezone.now()
+    )
+    audit_record(
+        tenant=credential.tenant,
+        actor=actor,
+        action="credential.verify",
+        credential=credential,
+        outcome="failure",
+        detail={"result": "unavailable", "status_code": status_code},
+    )
+
+
+def credential_mark_refreshed(
+    *, credential: Credential, tokens: TokenSet, previous: dict[str, Any], actor: Actor
+) -> Credential:
+    """A new token set from the provider (call under the row lock the refresh holds)."""
+    credential_tokens_seal(credential=credential, tokens=tokens, previous=previous)
+    credential.last_refreshed_at = timezone.now()
+    credential.status = Credential.Status.ACTIVE
+    credential.save()
+    audit_record(
+        tenant=credential.tenant, actor=actor, action="credential.refresh", credential=credential
+    )
+    _emit(
+        credential,
+        "credential.refreshed",
+        expires_at=credential.expires_at.isoformat() if credential.expires_at else None,
+    )
+    return credential
+
+
+def credential_mark_expired(*, credential: Credential, reason: str, actor: Actor) -> Credential:
+    """The grant is gone (call under the row lock the refresh or verification holds)."""
+    credential.status = Credential.Status.EXPIRED
+    credential.last_verification_error = reason
+    credential.refresh_at = None
+    credential.next_verification_at = None
+    credential.save()
+    audit_record(
+        tenant=credential.tenant,
+        actor=actor,
+        action="credential.expire",
+        credential=credential,
+        detail={"reason": reason},
+    )
+    _emit(credential, "credential.expired", reason=reason)
+    return credential
+
+
+class IdentityMismatch(Invalid):
+    """The new secret belongs to another account than the credential it was meant to replace."""
+
+
+@transaction.atomic
+def credential_reconnect(
+    *,
+    credential: Credential,
+    new: NewSecret,
+    identity: str,
+    actor: Actor,
+    label: str = "",
+    same_identity_again: bool = False,
+) -> Credential:
+    """Put a verified new secret on an existing credential: its id, label and installations stay.
+
+    Refused (IdentityMismatch, nothing changed) when the provider says the new secret is
+    another account than the one this credential holds. ``same_identity_again`` records that
+    the end user connected an account they already had (the audit entry says which).
+    """
+    credential = _locked(credential)
+    if credential.identity and identity and identity != credential.identity:
+        name = credential.app.name
+        raise IdentityMismatch(
+            f"You signed in to {name} as {identity}, but this account is "
+            f"{credential.identity}. Sign in as {credential.identity} to reconnect it, or add "
+            f"{identity} as another account. Nothing was changed.",
+            code="identity_mismatch",
+        )
+    _seal(credential, new)
+    _verified_now(credential, identity[:255], now=timezone.now())
+    if label and not credential.label:
+        credential.label = label_clean(label)
+    credential.save()
+    audit_record(
+        tenant=credential.tenant,
+        actor=actor,
+        action="credential.reconnect",
+        credential=credential,
+        detail={"same_identity_again": same_identity_again},
+    )
+    _emit(credential, "credential.reconnected", already_exists=same_identity_again)
+    return credential
+
+
+@transaction.atomic
+def credential_rename(*, credential: Credential, label: str, actor: Actor) -> Credential:
+    label = label_clean(label)
+    credential = _locked(credential)
+    credential.label = label
+    credential.save(update_fields=["label", "updated_at"])
+    audit_record(
+        tenant=credential.tenant, actor=actor, action="credential.rename", credential=credential
+    )
+    _emit(credential, "credential.renamed")
+    return credential
+
+
+def credential_revoke_at_provider(*, credential: Credential, actor: Actor) -> bool:
+    """Revoke the OAuth2 tokens at the provider where the app supports it.
 
     Runs outside any transaction (it is a network call); a provider that is down does not stop
     the local revocation, which is what protects the account.
     """
-    from integrations.services.oauth import OAuthError, oauth_client_for, oauth_revoke
-
-    if not credential.app.is_oauth2 or not credential.app.supports_revocation:
-        return False
-    if not credential.has_secret:
+    app = credential.app
+    if not app.is_oauth2 or not app.supports_revocation or not credential.has_secret:
         return False
     try:
-        secret = open_secret(credential)
-        client = oauth_client_for(tenant=credential.tenant, app=credential.app)
+        client = oauth_client_for(tenant=credential.tenant, app=app)
+        secret = credential_secret_open(credential=credential, actor=actor, purpose=Purpose.REVOKE)
     except (VaultError, OAuthError):
         return False
     revoked = False
@@ -122,33 +407,33 @@ def credential_revoke_at_provider(*, credential: Credential) -> bool:
 def credential_revoke(*, credential: Credential, actor: Actor, reason: str = "") -> Credential:
     """Revoke at the provider where supported, then destroy the secret and disable the
     installations that used it (they say why). Safe to call twice."""
-    credential = Credential.objects.select_related("app", "end_user", "tenant").get(
-        pk=credential.pk
+    credential = (
+        Credential.objects.select_related("app", "end_user", "tenant")
+        .filter(pk=credential.pk)
+        .first()
     )
-    revoked_at_provider = credential_revoke_at_provider(credential=credential)
-    return _credential_revoke_locally(
-        credential=credential, actor=actor, reason=reason, revoked_at_provider=revoked_at_provider
-    )
+    if credential is None:
+        raise NotFound("That account is no longer connected.", code="credential_not_found")
+    if credential.status == Credential.Status.REVOKED:
+        return credential
+    at_provider = credential_revoke_at_provider(credential=credential, actor=actor)
+    return _revoke_locally(credential, actor=actor, reason=reason, at_provider=at_provider)
 
 
 @transaction.atomic
-def _credential_revoke_locally(
-    *, credential: Credential, actor: Actor, reason: str, revoked_at_provider: bool
+def _revoke_locally(
+    credential: Credential, *, actor: Actor, reason: str, at_provider: bool
 ) -> Credential:
-    credential = (
-        Credential.objects.select_for_update(of=("self",))
-        .select_related("app", "end_user", "tenant")
-        .get(pk=credential.pk)
-    )
+    credential = _locked(credential)
     if credential.status == Credential.Status.REVOKED:
         return credential
-    clear_secret(credential)
+    credential_secret_clear(credential=credential)
     credential.status = Credential.Status.REVOKED
-    credential.refresh_at = None
     credential.next_verification_at = None
     credential.save()
-    installation_ids = list(credential.installation_links.values_list("installation_id", flat=True))
-    Installation.objects.filter(pk__in=installation_ids, enabled=True).update(
+    Installation.objects.filter(
+        pk__in=credential.installation_links.values("installation_id"), enabled=True
+    ).update(
         enabled=False,
         disabled_reason=(
             f"The {credential.app.name} account {credential.display_name} was disconnected."
@@ -160,27 +445,22 @@ def _credential_revoke_locally(
         actor=actor,
         action="credential.revoke",
         credential=credential,
-        detail={"reason": reason, "revoked_at_provider": revoked_at_provider},
+        detail={"reason": reason, "revoked_at_provider": at_provider},
     )
-    event_emit(
-        tenant=credential.tenant,
-        type="credential.revoked",
-        data=credential_event_data(
-            credential, reason=reason, revoked_at_provider=revoked_at_provider
-        ),
-    )
+    _emit(credential, "credential.revoked", reason=reason, revoked_at_provider=at_provider)
     return credential
 
 
-def credential_delete(*, credential: Credential, actor: Actor) -> dict:
+def credential_delete(*, credential: Credential, actor: Actor) -> dict[str, Any]:
     """Disconnect for good: revoke (at the provider too), then remove the credential.
 
     Installations that used it are disabled first and say why. Returns the data of the
     ``credential.deleted`` event, which the modal also hands to the page as
     did-remove-authorization.
     """
-    credential = credential_revoke(credential=credential, actor=actor, reason="Disconnected.")
+    credential_revoke(credential=credential, actor=actor, reason="Disconnected.")
     with transaction.atomic():
+        credential = _locked(credential)
         data = credential_event_data(credential)
         audit_record(
             tenant=credential.tenant, actor=actor, action="credential.delete", credential=credential
@@ -188,9 +468,3 @@ def credential_delete(*, credential: Credential, actor: Actor) -> dict:
         event_emit(tenant=credential.tenant, type="credential.deleted", data=data)
         credential.delete()
     return data
-
-
-def credential_secret_store(*, credential: Credential, secret: dict[str, Any]) -> None:
-    """Seal a new secret onto the credential (the caller saves it inside its transaction)."""
-    seal_secret(credential, secret)
-    credential.secret_hint = secret_hint(app=credential.app, secret=secret)

@@ -1,7 +1,9 @@
 """The one OAuth2 client: authorization URLs with PKCE, code exchange, refresh and revocation.
 
-Every call has a timeout. Errors say whether they are transient (the provider is down, slow or
-busy: try again, change nothing) or a clear rejection (``invalid_grant``: the grant is gone).
+A client only: it returns values and raises errors, and writes no model (the credential's
+transitions are ``credentials.py``'s). Every call has a timeout. Errors say whether they are
+transient (the provider is down, slow or busy: try again, change nothing) or a clear rejection
+(``invalid_grant``: the grant is gone).
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import requests
 from django.utils import timezone
 
 from accounts.models import Tenant
+from core.conf import conf
 from core.http import outbound_request
-from integrations.models import App, Credential, TenantOAuthClient
+from integrations.models import App, TenantOAuthClient
 from integrations.services.oauth_clients import oauth_client_secret
 
-TIMEOUT = (5, 15)
 TOKEN_FIELDS = ("access_token", "refresh_token", "token_type", "id_token")
+# Read into the token set itself; as extras they would outlive the answer they came with.
+LIFETIME_FIELDS = ("expires_in", "scope")
 
 
 class OAuthError(Exception):
@@ -116,7 +120,7 @@ def _token_request(client: OAuthClient, url: str, data: dict[str, str]) -> dict[
             data=data,
             auth=auth,
             headers={"Accept": "application/json"},
-            timeout=TIMEOUT,
+            timeout=conf.OUTBOUND_TIMEOUT,
             allow_redirects=False,
         )
     except requests.Timeout as exc:
@@ -167,7 +171,7 @@ def _token_set(
     extras = {
         key: value
         for key, value in body.items()
-        if key not in TOKEN_FIELDS and isinstance(value, (str, int))
+        if key not in TOKEN_FIELDS and key not in LIFETIME_FIELDS and isinstance(value, (str, int))
     }
     if extras:
         secret["extras"] = extras
@@ -215,7 +219,11 @@ def oauth_revoke(*, client: OAuthClient, token: str, token_type_hint: str = "acc
         auth = (client.client_id, client.client_secret)
     else:
         credentials = {"client_id": client.client_id, "client_secret": client.client_secret}
-    request: dict[str, Any] = {"headers": headers, "timeout": TIMEOUT, "allow_redirects": False}
+    request: dict[str, Any] = {
+        "headers": headers,
+        "timeout": conf.OUTBOUND_TIMEOUT,
+        "allow_redirects": False,
+    }
     if method == App.RevocationMethod.BEARER:
         headers["Authorization"] = f"Bearer {token}"
     elif method == App.RevocationMethod.JSON:
@@ -236,25 +244,3 @@ def oauth_revoke(*, client: OAuthClient, token: str, token_type_hint: str = "acc
         return True
     # Slack answers 200 with {"ok": false} when it refuses.
     return not (isinstance(body, dict) and body.get("ok") is False)
-
-
-def credential_tokens_store(
-    *, credential: Credential, tokens: TokenSet, previous: dict[str, Any] | None = None
-) -> None:
-    """Put a token set on a credential (the caller saves it in its transaction).
-
-    ``previous`` is the secret a refresh replaces: token-response values the refresh answer
-    leaves out (an instance URL, say) carry over.
-    """
-    from integrations.services.credentials import credential_secret_store
-
-    if previous and previous.get("extras"):
-        tokens.secret["extras"] = {**previous["extras"], **tokens.secret.get("extras", {})}
-    credential_secret_store(credential=credential, secret=tokens.secret)
-    credential.scopes = tokens.scopes
-    credential.expires_at = tokens.expires_at
-    credential.refresh_at = (
-        tokens.expires_at - timedelta(seconds=credential.app.refresh_buffer_seconds)
-        if tokens.expires_at and tokens.refresh_token
-        else None
-    )

@@ -34,6 +34,7 @@ from integrations.models import App, Credential
 from integrations.selectors import app_get_for_tenant, credential_get
 from integrations.services.auth import AppliedAuth, TemplateValueMissing, auth_apply
 from integrations.services.refresh import credential_secret_for_use
+from integrations.services.secrets import Purpose
 
 HOP_BY_HOP_HEADERS = frozenset(
     {
@@ -370,7 +371,7 @@ def proxy_forward(
             code="credential_unusable",
         )
     credential, secret = credential_secret_for_use(
-        credential=credential, actor=actor, purpose="proxy"
+        credential=credential, actor=actor, purpose=Purpose.PROXY
     )
     if credential.status not in Credential.USABLE_STATUSES:
         raise Invalid(

@@ -16,28 +16,34 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.services.audit import Actor, audit_record
-from core.vault import VaultError, open_secret
+from core.vault import VaultError
 from integrations.models import Credential
-from integrations.services.events import credential_event_data, event_emit
-from integrations.services.oauth import (
-    OAuthError,
-    credential_tokens_store,
-    oauth_client_for,
-    oauth_refresh,
-)
+from integrations.services.credentials import credential_mark_expired, credential_mark_refreshed
+from integrations.services.oauth import OAuthError, oauth_client_for, oauth_refresh
+from integrations.services.secrets import Purpose, credential_secret_open
 
 logger = logging.getLogger(__name__)
 
 
+class RefreshKind(StrEnum):
+    REFRESHED = "refreshed"
+    FRESH = "fresh"  # not due (or refreshed meanwhile by another worker)
+    EXPIRED = "expired"
+    UNAVAILABLE = "unavailable"  # the provider is down, slow or busy: try again
+    FAILED = "failed"
+    SKIPPED = "skipped"  # gone, not an active OAuth2 credential, or no refresh token
+
+
 @dataclass(frozen=True)
 class RefreshOutcome:
-    kind: str  # refreshed, fresh, expired, unavailable, failed, skipped
+    kind: RefreshKind
     credential: Credential | None
     reason: str = ""
 
@@ -48,36 +54,6 @@ def credential_refresh_due(credential: Credential, *, now: datetime | None = Non
         return False
     buffer = timedelta(seconds=credential.app.refresh_buffer_seconds)
     return credential.expires_at - buffer <= (now or timezone.now())
-
-
-def credential_mark_expired(*, credential: Credential, reason: str, actor: Actor) -> Credential:
-    """Mark expired and emit ``credential.expired`` (call inside the change's transaction)."""
-    credential.status = Credential.Status.EXPIRED
-    credential.last_verification_error = reason
-    credential.refresh_at = None
-    credential.next_verification_at = None
-    credential.save(
-        update_fields=[
-            "status",
-            "last_verification_error",
-            "refresh_at",
-            "next_verification_at",
-            "updated_at",
-        ]
-    )
-    audit_record(
-        tenant=credential.tenant,
-        actor=actor,
-        action="credential.expire",
-        credential=credential,
-        detail={"reason": reason},
-    )
-    event_emit(
-        tenant=credential.tenant,
-        type="credential.expired",
-        data=credential_event_data(credential, reason=reason),
-    )
-    return credential
 
 
 def credential_refresh(
@@ -93,21 +69,25 @@ def credential_refresh(
             .first()
         )
         if credential is None:
-            return RefreshOutcome("skipped", None, "Gone.")
+            return RefreshOutcome(RefreshKind.SKIPPED, None, "Gone.")
         if (
             not credential.app.is_oauth2
             or credential.status not in (Credential.Status.ACTIVE, Credential.Status.PENDING)
             or not credential.has_secret
         ):
-            return RefreshOutcome("skipped", credential, "Not an active OAuth2 credential.")
+            return RefreshOutcome(
+                RefreshKind.SKIPPED, credential, "Not an active OAuth2 credential."
+            )
         # Re-read under the lock: another worker may have refreshed it while we waited.
         if not force and not credential_refresh_due(credential):
-            return RefreshOutcome("fresh", credential)
+            return RefreshOutcome(RefreshKind.FRESH, credential)
         try:
-            secret = open_secret(credential)
+            secret = credential_secret_open(
+                credential=credential, actor=actor, purpose=Purpose.REFRESH
+            )
         except VaultError as exc:
             logger.error("Cannot open credential %s: %s", credential.pk, exc)
-            return RefreshOutcome("failed", credential, str(exc))
+            return RefreshOutcome(RefreshKind.FAILED, credential, str(exc))
         refresh_token = secret.get("refresh_token", "")
         if not refresh_token:
             if credential.expires_at and credential.expires_at <= timezone.now():
@@ -116,32 +96,17 @@ def credential_refresh(
                     reason="The access token expired and the provider gave no refresh token.",
                     actor=actor,
                 )
-                return RefreshOutcome("expired", credential)
-            return RefreshOutcome("skipped", credential, "No refresh token.")
+                return RefreshOutcome(RefreshKind.EXPIRED, credential)
+            return RefreshOutcome(RefreshKind.SKIPPED, credential, "No refresh token.")
         try:
             client = oauth_client_for(tenant=credential.tenant, app=credential.app)
             tokens = oauth_refresh(client=client, refresh_token=refresh_token)
         except OAuthError as exc:
             return _refresh_failed(credential, exc, refresh_token, actor)
-        credential_tokens_store(credential=credential, tokens=tokens, previous=secret)
-        credential.last_refreshed_at = timezone.now()
-        credential.status = Credential.Status.ACTIVE
-        credential.save()
-        audit_record(
-            tenant=credential.tenant,
-            actor=actor,
-            action="credential.refresh",
-            credential=credential,
+        credential_mark_refreshed(
+            credential=credential, tokens=tokens, previous=secret, actor=actor
         )
-        event_emit(
-            tenant=credential.tenant,
-            type="credential.refreshed",
-            data=credential_event_data(
-                credential,
-                expires_at=credential.expires_at.isoformat() if credential.expires_at else None,
-            ),
-        )
-        return RefreshOutcome("refreshed", credential)
+        return RefreshOutcome(RefreshKind.REFRESHED, credential)
 
 
 def _refresh_failed(
@@ -156,40 +121,34 @@ def _refresh_failed(
         detail={"code": exc.code, "transient": exc.transient},
     )
     if exc.transient:
-        return RefreshOutcome("unavailable", credential, str(exc))
+        return RefreshOutcome(RefreshKind.UNAVAILABLE, credential, str(exc))
     if exc.code != "invalid_grant":
         logger.warning("Refresh of %s failed: %s", credential.pk, exc)
-        return RefreshOutcome("failed", credential, str(exc))
+        return RefreshOutcome(RefreshKind.FAILED, credential, str(exc))
     # Re-check against what is stored now: a reconnect may have replaced the token.
-    current = Credential.objects.get(pk=credential.pk)
+    current = Credential.objects.select_related("tenant").get(pk=credential.pk)
     try:
-        stored_token = open_secret(current).get("refresh_token", "")
+        stored = credential_secret_open(credential=current, actor=actor, purpose=Purpose.REFRESH)
+        stored_token = stored.get("refresh_token", "")
     except VaultError:
         stored_token = spent_token
     if stored_token and stored_token != spent_token:
-        return RefreshOutcome("fresh", current, "Replaced while refreshing.")
+        return RefreshOutcome(RefreshKind.FRESH, current, "Replaced while refreshing.")
     credential_mark_expired(
         credential=credential,
         reason=f"{credential.app.name} no longer accepts this account's authorization "
         "(invalid_grant): the user must reconnect it.",
         actor=actor,
     )
-    return RefreshOutcome("expired", credential, str(exc))
+    return RefreshOutcome(RefreshKind.EXPIRED, credential, str(exc))
 
 
 def credential_secret_for_use(
-    *, credential: Credential, actor: Actor, purpose: str
+    *, credential: Credential, actor: Actor, purpose: Purpose
 ) -> tuple[Credential, dict[str, Any]]:
-    """The credential's secret for one request, refreshed first when due; the use is audited."""
+    """The credential's secret for one use, refreshed first when due; the open is audited."""
     if credential_refresh_due(credential):
         outcome = credential_refresh(credential_id=credential.pk, actor=actor)
         if outcome.credential is not None:
             credential = outcome.credential
-    secret = open_secret(credential)
-    audit_record(
-        tenant=credential.tenant,
-        actor=actor,
-        action=f"credential.use.{purpose}",
-        credential=credential,
-    )
-    return credential, secret
+    return credential, credential_secret_open(credential=credential, actor=actor, purpose=purpose)

@@ -1,62 +1,101 @@
 """Verification: apply a credential to its app's protected request and act on the answer.
 
-One path for the modal, the API, the admin and the background jobs. A 2xx marks the credential
-active and records the identity; a 401 or 403 marks it invalid with the provider's reason; a
-5xx, 429, timeout or connection error changes nothing and is reported as ``unavailable`` so the
-caller (the job) can retry, honouring ``Retry-After``.
+One timing rule for every caller, written here once:
+
+- **At entry** (the modal's form and sign-in, the API's ``POST /credentials``, a reconnect),
+  ``credential_connect`` asks the provider once, inline, within the outbound timeout, before
+  any credential exists. A 2xx creates the credential (or updates the one that already holds
+  that identity, or the one being reconnected); a 401/403 or a refused token is reported with
+  the provider's reason and stores nothing; a 5xx, 429, timeout or connection error is
+  reported as ``unavailable`` (try again shortly) and stores nothing either. Nobody waits on
+  a job, and nothing sleeps.
+- **For an existing credential** (the re-verification sweep, the admin's "Verify now", the
+  API's ``/verify``, the modal's "Check again"), ``credential_verify`` asks inline as well; a
+  2xx marks it active, a 401/403 invalid with the provider's reason, and ``unavailable``
+  changes nothing (the job that called it retries, honouring ``Retry-After``).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from typing import Any
 
 import requests
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError
 from django.utils import timezone
 
-from accounts.services.audit import Actor, audit_record
+from accounts.models import EndUser
+from accounts.services.audit import Actor
 from core.conf import conf
+from core.errors import NotFound
 from core.http import outbound_request
-from core.vault import VaultError, open_secret, seal_secret
-from integrations.models import Credential
+from core.vault import VaultError
+from integrations.models import App, Credential
 from integrations.services.auth import TemplateValueMissing, auth_apply
-from integrations.services.events import credential_event_data, event_emit
-from integrations.services.refresh import credential_refresh, credential_refresh_due
+from integrations.services.credentials import (
+    CredentialRevoked,
+    NewSecret,
+    credential_create,
+    credential_mark_invalid,
+    credential_mark_verified,
+    credential_note_unavailable,
+    credential_reconnect,
+)
+from integrations.services.refresh import (
+    RefreshKind,
+    credential_refresh,
+    credential_refresh_due,
+    credential_secret_for_use,
+)
+from integrations.services.secrets import Purpose
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT = (5, 15)  # connect, read: a provider never holds a worker for long
 MAX_REASON_LENGTH = 500
+
+
+class ProbeKind(StrEnum):
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What the provider said, before anything is written."""
+    """What the provider said, before anything is written.
 
-    kind: str  # "verified", "rejected" or "unavailable"
+    ``reason`` is a whole sentence for a refusal (the provider's own words), and for a provider
+    that did not answer a fragment that the caller completes with what happens next.
+    """
+
+    kind: ProbeKind
     identity: str = ""
     reason: str = ""
     status_code: int | None = None
     retry_after: float | None = None
 
 
+class VerifyKind(StrEnum):
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    UNAVAILABLE = "unavailable"
+    SKIPPED = "skipped"  # gone, revoked, or without a secret
+
+
 @dataclass(frozen=True)
 class VerificationOutcome:
-    kind: str
+    kind: VerifyKind
     credential: Credential | None
     reason: str = ""
     retry_after: float | None = None
-    already_existed: bool = False
 
     @property
     def verified(self) -> bool:
-        return self.kind == "verified"
+        return self.kind == VerifyKind.VERIFIED
 
 
 def _dig(document: Any, dotted: str) -> Any:
@@ -86,6 +125,12 @@ def _provider_reason(response: requests.Response) -> str:
     return f"HTTP {response.status_code} {response.reason}".strip()
 
 
+def _sentence(text: str) -> str:
+    """A provider's words end with a full stop, so that ours can follow them."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
 def _retry_after(response: requests.Response) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date."""
     value = response.headers.get("Retry-After", "").strip()
@@ -104,13 +149,13 @@ def _retry_after(response: requests.Response) -> float | None:
     return max(0.0, (when - timezone.now()).total_seconds())
 
 
-def verification_probe(*, app, secret: dict[str, Any]) -> ProbeResult:
+def verification_probe(*, app: App, secret: dict[str, Any]) -> ProbeResult:
     """Send the app's verification request with ``secret`` applied. Writes nothing."""
     spec = app.verification
     try:
         applied = auth_apply(app=app, secret=secret)
     except TemplateValueMissing as exc:
-        return ProbeResult(kind="rejected", reason=str(exc))
+        return ProbeResult(kind=ProbeKind.REJECTED, reason=str(exc))
     try:
         response = outbound_request(
             spec.get("method", "GET"),
@@ -119,14 +164,15 @@ def verification_probe(*, app, secret: dict[str, Any]) -> ProbeResult:
             params=applied.params,
             auth=applied.basic_auth,
             json=spec.get("body"),
-            timeout=TIMEOUT,
+            timeout=conf.OUTBOUND_TIMEOUT,
             allow_redirects=False,
         )
     except requests.Timeout:
-        return ProbeResult(kind="unavailable", reason=f"{app.name} did not answer in time.")
+        return ProbeResult(kind=ProbeKind.UNAVAILABLE, reason=f"{app.name} did not answer in time")
     except requests.RequestException as exc:
         return ProbeResult(
-            kind="unavailable", reason=f"{app.name} could not be reached ({type(exc).__name__})."
+            kind=ProbeKind.UNAVAILABLE,
+            reason=f"{app.name} could not be reached ({type(exc).__name__})",
         )
     if 200 <= response.status_code < 300:
         try:
@@ -137,8 +183,10 @@ def verification_probe(*, app, secret: dict[str, Any]) -> ProbeResult:
         if success and _dig(body, success["path"]) != success["equals"]:
             detail = _dig(body, "error") or _dig(body, "message") or "the credential was refused"
             return ProbeResult(
-                kind="rejected",
-                reason=f"{app.name} refused the credential: {str(detail)[:MAX_REASON_LENGTH]}",
+                kind=ProbeKind.REJECTED,
+                reason=_sentence(
+                    f"{app.name} refused the credential: {str(detail)[:MAX_REASON_LENGTH]}"
+                ),
                 status_code=response.status_code,
             )
         identity = next(
@@ -149,23 +197,23 @@ def verification_probe(*, app, secret: dict[str, Any]) -> ProbeResult:
             ),
             "",
         )
-        return ProbeResult(kind="verified", identity=identity[:255], status_code=200)
+        return ProbeResult(kind=ProbeKind.VERIFIED, identity=identity[:255], status_code=200)
     if response.status_code in (401, 403):
         return ProbeResult(
-            kind="rejected",
-            reason=f"{app.name} refused the credential: {_provider_reason(response)}",
+            kind=ProbeKind.REJECTED,
+            reason=_sentence(f"{app.name} refused the credential: {_provider_reason(response)}"),
             status_code=response.status_code,
         )
     return ProbeResult(
-        kind="unavailable",
-        reason=f"{app.name} answered {response.status_code}; we will try again.",
+        kind=ProbeKind.UNAVAILABLE,
+        reason=f"{app.name} answered HTTP {response.status_code}",
         status_code=response.status_code,
-        retry_after=_retry_after(response) if response.status_code == 429 else None,
+        retry_after=_retry_after(response) if response.status_code in (429, 503) else None,
     )
 
 
 def credential_verify(*, credential_id, actor: Actor | None = None) -> VerificationOutcome:
-    """Verify a credential now and record the result (see the module docstring)."""
+    """Verify an existing credential now and record the result (see the module docstring)."""
     actor = actor or Actor.system()
     credential = (
         Credential.objects.select_related("app", "end_user", "tenant")
@@ -173,135 +221,159 @@ def credential_verify(*, credential_id, actor: Actor | None = None) -> Verificat
         .first()
     )
     if credential is None:
-        return VerificationOutcome(kind="skipped", credential=None, reason="Gone.")
+        return VerificationOutcome(VerifyKind.SKIPPED, None, "Gone.")
     if credential.status == Credential.Status.REVOKED or not credential.has_secret:
-        return VerificationOutcome(kind="skipped", credential=credential, reason="Revoked.")
+        return VerificationOutcome(VerifyKind.SKIPPED, credential, "Revoked.")
+    if credential.status == Credential.Status.EXPIRED and credential.app.is_oauth2:
+        # The grant is gone: its token would earn a 401 that says nothing new about the
+        # account, so nothing is sent and the status stays; only a reconnect brings it back.
+        return VerificationOutcome(
+            VerifyKind.REJECTED, credential, credential.last_verification_error or "Expired."
+        )
     if credential_refresh_due(credential):
         # An expired access token is refreshed first, so verification judges the account,
         # not the token's age.
         refreshed = credential_refresh(credential_id=credential.pk, actor=actor)
-        if refreshed.kind == "expired":
-            return VerificationOutcome(
-                kind="rejected", credential=refreshed.credential, reason=refreshed.reason
-            )
+        if refreshed.kind == RefreshKind.EXPIRED:
+            return VerificationOutcome(VerifyKind.REJECTED, refreshed.credential, refreshed.reason)
         credential = refreshed.credential or credential
-        if refreshed.kind in ("unavailable", "failed") and (
+        if refreshed.kind in (RefreshKind.UNAVAILABLE, RefreshKind.FAILED) and (
             credential.expires_at is not None and credential.expires_at <= timezone.now()
         ):
             # The provider could not refresh an expired token: sending the expired token would
             # earn a 401 that says nothing about the account, so try again later instead.
-            return VerificationOutcome(
-                kind="unavailable", credential=credential, reason=refreshed.reason
-            )
+            return VerificationOutcome(VerifyKind.UNAVAILABLE, credential, refreshed.reason)
     try:
-        secret = open_secret(credential)
+        credential, secret = credential_secret_for_use(
+            credential=credential, actor=actor, purpose=Purpose.VERIFY
+        )
     except VaultError as exc:
         logger.error("Cannot open credential %s: %s", credential.pk, exc)
-        return VerificationOutcome(kind="unavailable", credential=credential, reason=str(exc))
+        return VerificationOutcome(VerifyKind.UNAVAILABLE, credential, str(exc))
     probe = verification_probe(app=credential.app, secret=secret)
-    with transaction.atomic():
-        audit_record(
-            tenant=credential.tenant,
-            actor=actor,
-            action="credential.verify",
-            credential=credential,
-            outcome="success" if probe.kind == "verified" else "failure",
-            detail={"result": probe.kind, "status_code": probe.status_code},
-        )
-        if probe.kind == "verified":
-            return _record_verified(credential, probe, secret)
-        if probe.kind == "rejected":
-            return _record_rejected(credential, probe)
-        # updated_at moves too, so the pending sweep waits for this attempt's retries.
-        Credential.objects.filter(pk=credential.pk).update(
-            verification_attempts=F("verification_attempts") + 1, updated_at=timezone.now()
-        )
-    return VerificationOutcome(
-        kind="unavailable",
-        credential=credential,
-        reason=probe.reason,
-        retry_after=probe.retry_after,
-    )
-
-
-def credential_next_verification_at(credential: Credential, *, now: datetime) -> datetime | None:
-    """When the re-verification sweep should look at this credential again.
-
-    A long-lived credential (an API key, a token without expiry) is re-verified every
-    ``reverify_interval_seconds`` of its app, shortened at random by up to REVERIFY_JITTER so
-    that credentials connected together spread out. A token that expires without a refresh
-    token is looked at when it expires (verification then marks it expired); one with a
-    refresh token is kept fresh by the refresh sweep instead.
-    """
-    if credential.expires_at is None:
-        interval = credential.app.reverify_interval_seconds
-        spread = random.uniform(1 - conf.REVERIFY_JITTER, 1)  # noqa: S311
-        return now + timedelta(seconds=interval * spread)
-    if credential.refresh_at is None:
-        return credential.expires_at
-    return None
-
-
-def _record_verified(
-    credential: Credential, probe: ProbeResult, secret: dict[str, Any]
-) -> VerificationOutcome:
-    now = timezone.now()
-    twin = None
-    if probe.identity:
-        twin = (
-            Credential.objects.select_for_update()
-            .filter(
-                end_user_id=credential.end_user_id,
-                app_id=credential.app_id,
-                identity=probe.identity,
+    try:
+        if probe.kind == ProbeKind.VERIFIED:
+            credential = credential_mark_verified(
+                credential=credential, identity=probe.identity, actor=actor
             )
-            .exclude(pk=credential.pk)
-            .first()
+            return VerificationOutcome(VerifyKind.VERIFIED, credential)
+        if probe.kind == ProbeKind.REJECTED:
+            credential = credential_mark_invalid(
+                credential=credential,
+                reason=probe.reason,
+                actor=actor,
+                status_code=probe.status_code,
+            )
+            return VerificationOutcome(VerifyKind.REJECTED, credential, probe.reason)
+        credential_note_unavailable(
+            credential=credential, actor=actor, status_code=probe.status_code
         )
-    already_existed = twin is not None
-    merged_from = {"replaced_credential_id": str(credential.pk)} if twin is not None else {}
-    if twin is not None:
-        # The same account again: it refreshes the existing credential, which keeps its id,
-        # label and installations, and the new row goes away.
-        seal_secret(twin, secret)
-        twin.expires_at, twin.refresh_at = credential.expires_at, credential.refresh_at
-        twin.scopes = credential.scopes or twin.scopes
-        credential.delete()
-        credential = twin
-    credential.identity = probe.identity or credential.identity
-    credential.status = Credential.Status.ACTIVE
-    credential.last_verified_at = now
-    credential.last_verification_error = ""
-    credential.verification_attempts = 0
-    credential.next_verification_at = credential_next_verification_at(credential, now=now)
-    credential.save()
-    event_emit(
-        tenant=credential.tenant,
-        type="credential.verified",
-        data=credential_event_data(credential, already_exists=already_existed, **merged_from),
-    )
+    except (NotFound, CredentialRevoked) as exc:
+        # Deleted or revoked while the provider answered: its answer no longer counts.
+        return VerificationOutcome(VerifyKind.SKIPPED, None, exc.message)
     return VerificationOutcome(
-        kind="verified", credential=credential, already_existed=already_existed
+        VerifyKind.UNAVAILABLE, credential, probe.reason, retry_after=probe.retry_after
     )
 
 
-def _record_rejected(credential: Credential, probe: ProbeResult) -> VerificationOutcome:
-    credential.status = Credential.Status.INVALID
-    credential.last_verification_error = probe.reason
-    credential.last_verified_at = timezone.now()
-    credential.next_verification_at = None
-    credential.save(
-        update_fields=[
-            "status",
-            "last_verification_error",
-            "last_verified_at",
-            "next_verification_at",
-            "updated_at",
-        ]
+# --- Entry: a connection attempt becomes a credential only once the provider accepts it -------
+
+
+class ConnectKind(StrEnum):
+    CONNECTED = "connected"  # a new credential
+    ALREADY_CONNECTED = "already_connected"  # the same identity again: that credential updated
+    RECONNECTED = "reconnected"  # the credential being reconnected holds the new secret
+    REJECTED = "rejected"  # the provider refused the secret: nothing stored
+    UNAVAILABLE = "unavailable"  # the provider did not answer: nothing stored, try again soon
+    IDENTITY_MISMATCH = "identity_mismatch"  # a reconnect with another account: nothing changed
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How a connection attempt ended. ``credential`` is the account it connected, updated or
+    reconnected, or (for a failed reconnect) the account that stayed as it was."""
+
+    kind: ConnectKind
+    credential: Credential | None = None
+    reason: str = ""
+    identity: str = ""
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.kind in (
+            ConnectKind.CONNECTED,
+            ConnectKind.ALREADY_CONNECTED,
+            ConnectKind.RECONNECTED,
+        )
+
+    @property
+    def already_existed(self) -> bool:
+        return self.kind == ConnectKind.ALREADY_CONNECTED
+
+
+def credential_connect(
+    *,
+    end_user: EndUser,
+    app: App,
+    new: NewSecret,
+    actor: Actor,
+    label: str = "",
+    reconnect: Credential | None = None,
+) -> Connection:
+    """The entry rule (see the module docstring): ask the provider, then create, update or
+    reconnect, or store nothing and say why. The caller hands back OAuth2 tokens it will not
+    keep (``ok`` is false)."""
+    probe = verification_probe(app=app, secret=new.plain)
+    if probe.kind == ProbeKind.REJECTED:
+        return Connection(ConnectKind.REJECTED, reconnect, probe.reason)
+    if probe.kind == ProbeKind.UNAVAILABLE:
+        return Connection(
+            ConnectKind.UNAVAILABLE, reconnect, probe.reason, retry_after=probe.retry_after
+        )
+    if reconnect is not None:
+        holder = _holder_of(end_user=end_user, app=app, identity=probe.identity)
+        if (reconnect.identity and probe.identity and probe.identity != reconnect.identity) or (
+            holder is not None and holder.pk != reconnect.pk
+        ):
+            return Connection(ConnectKind.IDENTITY_MISMATCH, reconnect, identity=probe.identity)
+        credential = credential_reconnect(
+            credential=reconnect, new=new, identity=probe.identity, actor=actor
+        )
+        return Connection(ConnectKind.RECONNECTED, credential, identity=credential.identity)
+    twin = _holder_of(end_user=end_user, app=app, identity=probe.identity)
+    if twin is None:
+        try:
+            credential = credential_create(
+                end_user=end_user,
+                app=app,
+                new=new,
+                identity=probe.identity,
+                label=label,
+                actor=actor,
+            )
+            return Connection(ConnectKind.CONNECTED, credential, identity=credential.identity)
+        except IntegrityError:
+            # The same account was connected concurrently: update that one instead.
+            twin = _holder_of(end_user=end_user, app=app, identity=probe.identity)
+            if twin is None:
+                raise
+    credential = credential_reconnect(
+        credential=twin,
+        new=new,
+        identity=probe.identity,
+        actor=actor,
+        label=label,
+        same_identity_again=True,
     )
-    event_emit(
-        tenant=credential.tenant,
-        type="credential.verification_failed",
-        data=credential_event_data(credential, reason=probe.reason),
+    return Connection(ConnectKind.ALREADY_CONNECTED, credential, identity=credential.identity)
+
+
+def _holder_of(*, end_user: EndUser, app: App, identity: str) -> Credential | None:
+    if not identity:
+        return None
+    return (
+        Credential.objects.select_related("app", "end_user", "tenant")
+        .filter(tenant_id=end_user.tenant_id, end_user=end_user, app=app, identity=identity)
+        .first()
     )
-    return VerificationOutcome(kind="rejected", credential=credential, reason=probe.reason)

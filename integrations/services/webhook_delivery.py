@@ -21,6 +21,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import requests
 from django.db import transaction
@@ -42,9 +43,16 @@ MAX_ERROR = 500
 CONNECT_TIMEOUT = 5.0
 
 
+class DeliveryKind(StrEnum):
+    SUCCEEDED = "succeeded"
+    RETRYING = "retrying"  # another attempt is scheduled (``retry_in`` seconds)
+    FAILED = "failed"
+    SKIPPED = "skipped"  # gone, not pending, being delivered by another job, or a stale job
+
+
 @dataclass(frozen=True)
 class DeliveryOutcome:
-    kind: str  # succeeded, retrying, failed, skipped
+    kind: DeliveryKind
     delivery: WebhookDelivery | None
     retry_in: float | None = None
     reason: str = ""
@@ -127,12 +135,14 @@ def webhook_delivery_attempt(*, delivery_id, attempt: int | None = None) -> Deli
         )
         if delivery is None:
             return DeliveryOutcome(
-                "skipped", None, reason="Gone, or being delivered by another job."
+                DeliveryKind.SKIPPED, None, reason="Gone, or being delivered by another job."
             )
         if delivery.status != WebhookDelivery.Status.PENDING:
-            return DeliveryOutcome("skipped", delivery, reason=f"Already {delivery.status}.")
+            return DeliveryOutcome(
+                DeliveryKind.SKIPPED, delivery, reason=f"Already {delivery.status}."
+            )
         if attempt is not None and delivery.attempt_count != attempt:
-            return DeliveryOutcome("skipped", delivery, reason="A stale job.")
+            return DeliveryOutcome(DeliveryKind.SKIPPED, delivery, reason="A stale job.")
 
         endpoint = delivery.endpoint
         started = time.monotonic()
@@ -166,7 +176,7 @@ def webhook_delivery_attempt(*, delivery_id, attempt: int | None = None) -> Deli
             delivery.status = WebhookDelivery.Status.SUCCEEDED
             delivery.delivered_at = now
             delivery.next_attempt_at = None
-            kind = "succeeded"
+            kind = DeliveryKind.SUCCEEDED
         elif endpoint.is_active and _is_retryable(status_code):
             retry_in = backoff_seconds(
                 attempt=delivery.attempt_count,
@@ -178,14 +188,14 @@ def webhook_delivery_attempt(*, delivery_id, attempt: int | None = None) -> Deli
                 delivery.status = WebhookDelivery.Status.FAILED
                 delivery.next_attempt_at = None
                 retry_in = None
-                kind = "failed"
+                kind = DeliveryKind.FAILED
             else:
                 delivery.next_attempt_at = now + timedelta(seconds=retry_in)
-                kind = "retrying"
+                kind = DeliveryKind.RETRYING
         else:
             delivery.status = WebhookDelivery.Status.FAILED
             delivery.next_attempt_at = None
-            kind = "failed"
+            kind = DeliveryKind.FAILED
         delivery.save(
             update_fields=[
                 "status",

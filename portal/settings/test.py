@@ -20,7 +20,11 @@ else:
     _database_url = "sqlite://:memory:"
 DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=0)}
 
-TEST_REDIS_URL = env_str("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Each pytest-xdist worker (gw0, gw1, ...) gets its own Redis database, as it gets its own test
+# database, so that the job tests' brokers never take each other's tasks.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_WORKER_NUMBER = int(_XDIST_WORKER[2:]) if _XDIST_WORKER[2:].isdigit() else 0
+TEST_REDIS_URL = env_str("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _WORKER_NUMBER % 8}")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

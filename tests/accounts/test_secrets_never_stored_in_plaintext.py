@@ -1,4 +1,5 @@
-"""A dump of the database (dumpdata and a raw SQL scan) holds none of a set of known secrets."""
+"""A dump of the database (dumpdata and a raw SQL scan) holds none of a set of known secrets:
+those stored (sealed by the vault, hashed) and a key the provider refused at entry."""
 
 import json
 from io import StringIO
@@ -12,7 +13,8 @@ from accounts.services.tenants import tenant_api_key_create, tenant_create
 from core.vault import seal_secret
 from integrations.models import Credential, TenantOAuthClient, WebhookEndpoint
 from integrations.services.connect_sessions import connect_session_create
-from integrations.services.credentials import credential_create_from_fields
+from integrations.services.credentials import NewSecret
+from integrations.services.verification import ConnectKind, credential_connect
 from tests import factories
 
 KNOWN = {
@@ -21,17 +23,32 @@ KNOWN = {
     "refresh_token": "1//PLAINTEXT_refresh_token_ghijkl",
     "client_secret": "PLAINTEXT_client_secret_mnopqr",
     "webhook_secret": "whsec_PLAINTEXTwebhooksecretstu",
+    "refused_api_key": "sk_test_PLAINTEXT_refused_key_9876543210",
 }
 
 
 @pytest.fixture
-def stored_secrets(db):
+def stored_secrets(db, httpserver):
+    httpserver.expect_request("/me", headers={"X-API-Key": KNOWN["api_key"]}).respond_with_json(
+        {"email": "dump@provider.test"}
+    )
+    httpserver.expect_request(
+        "/me", headers={"X-API-Key": KNOWN["refused_api_key"]}
+    ).respond_with_json({"message": "Unknown key"}, status=401)
     tenant = tenant_create(name="Dump tenant")
     end_user = factories.make_end_user(tenant=tenant)
-    key_app = factories.make_api_key_app(api_base_url="http://127.0.0.1:9/")
-    credential_create_from_fields(
-        end_user=end_user, app=key_app, fields={"api_key": KNOWN["api_key"]}, actor=Actor.system()
-    )
+    key_app = factories.make_api_key_app(api_base_url=httpserver.url_for("/"))
+    for key, kind in (
+        (KNOWN["api_key"], ConnectKind.CONNECTED),
+        (KNOWN["refused_api_key"], ConnectKind.REJECTED),
+    ):
+        connection = credential_connect(
+            end_user=end_user,
+            app=key_app,
+            new=NewSecret(secret={"api_key": key}),
+            actor=Actor.system(),
+        )
+        assert connection.kind == kind
     oauth_app = factories.make_oauth_app()
     factories.make_credential(
         end_user=end_user,

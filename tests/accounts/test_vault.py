@@ -114,6 +114,8 @@ def test_older_keys_still_decrypt_and_the_newest_encrypts(credential):
         (f"k1:{base64.b64encode(b'short').decode()}", "AES-256 needs 32"),
         (f"{_entry('k1')},{_entry('k1')}", "appears twice"),
     ],
+    # Fixed ids: the keys are random, and pytest-xdist needs the same ids in every worker.
+    ids=["empty", "no-separator", "not-base64", "short-key", "duplicate-id"],
 )
 def test_a_bad_keyring_gives_a_clear_error(raw, message):
     with pytest.raises(VaultNotConfiguredError, match=message):

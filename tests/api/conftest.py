@@ -45,12 +45,6 @@ def client_for(tenant) -> ApiClient:
     return ApiClient(tenant_api_key_create(tenant=tenant, name="tests").plaintext)
 
 
-@pytest.fixture(autouse=True)
-def _short_verification_wait(settings):
-    # Verification answers in-process (eager tasks); a test never waits on a provider for long.
-    settings.PORTAL_API_CREDENTIAL_VERIFY_WAIT = 2
-
-
 @pytest.fixture
 def api(tenant) -> ApiClient:
     return client_for(tenant)

@@ -1,9 +1,13 @@
-"""The credentials API against a real local provider (pytest-httpserver): create, verify,
-list, read, delete; never a secret in an answer."""
+"""The credentials API against a real local provider (pytest-httpserver): create (checked at the
+provider before anything is stored), verify, list, read, delete; never a secret in an answer."""
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
+from werkzeug import Response
 
 from accounts.models import AuditLogEntry
 from integrations.models import Credential, Event
@@ -13,6 +17,8 @@ from tests.api.conftest import error_of, key_app_on
 
 GOOD_KEY = "key_goodgood1234567890"
 BAD_KEY = "key_revoked000000000"
+# How long the slow provider takes; the outbound read timeout is set to a third of it.
+SLOW_SECONDS = 1.5
 
 
 @pytest.fixture
@@ -30,10 +36,10 @@ def key_app(provider):
     return key_app_on(provider.url_for("/api"), slug="keyed")
 
 
-def _create(api, **overrides):
+def _create(api, headers=None, **overrides):
     body = {"user": "user-1", "app": "keyed", "fields": {"api_key": GOOD_KEY}, "label": "Main"}
     body.update(overrides)
-    return api.post("/api/v1/credentials", body)
+    return api.post("/api/v1/credentials", body, headers=headers or {})
 
 
 @pytest.mark.django_db(transaction=True)
@@ -61,20 +67,27 @@ def test_creating_an_api_key_credential_verifies_it_and_answers_without_the_secr
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_key_the_provider_refuses_is_stored_invalid_with_the_providers_reason(
-    api, end_user, key_app
+def test_a_key_the_provider_refuses_is_a_422_with_its_reason_and_stores_nothing(
+    api, tenant, end_user, key_app, provider
 ):
     response = _create(api, fields={"api_key": BAD_KEY})
 
-    assert response.status_code == 201
-    body = response.json()
-    assert body["status"] == "invalid"
-    assert "Invalid API key" in body["last_verification_error"]
+    assert response.status_code == 422, response.content
+    error = error_of(response)
+    assert error["code"] == "credential_rejected"
+    assert "Invalid API key" in error["message"]
+    assert "Nothing was stored" in error["message"]
+    assert set(error["fields"]) == {"fields.api_key"}
+    assert "Invalid API key" in error["fields"]["fields.api_key"]
+    assert BAD_KEY not in response.content.decode()
+    assert len(provider.log) == 1  # asked once, inline
+    assert not Credential.objects.exists()
+    assert not Event.objects.filter(tenant=tenant).exists()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_connecting_the_same_provider_account_again_answers_with_the_existing_credential(
-    api, end_user, key_app
+    api, tenant, end_user, key_app
 ):
     first = _create(api).json()
 
@@ -83,15 +96,120 @@ def test_connecting_the_same_provider_account_again_answers_with_the_existing_cr
     assert again.status_code == 200
     assert again.json()["id"] == first["id"]
     assert again.json()["already_existed"] is True
+    assert again.json()["status"] == "active"
     assert Credential.objects.filter(end_user=end_user).count() == 1
+    events = list(Event.objects.filter(tenant=tenant).order_by("created_at"))
+    assert [event.type for event in events].count("credential.created") == 1
+    assert events[-1].type == "credential.reconnected"
+    assert events[-1].data["already_exists"] is True
+    assert {event.data["credential_id"] for event in events} == {first["id"]}
 
 
 @pytest.mark.django_db
-def test_without_waiting_the_answer_is_immediate_and_pending(api, end_user, key_app):
-    response = _create(api, wait_for_verification=False)
+def test_the_answer_comes_from_one_check_at_the_provider_with_nothing_pending(
+    api, end_user, key_app, provider
+):
+    response = _create(api)
 
     assert response.status_code == 201
-    assert response.json()["status"] == "pending"
+    assert response.json()["status"] == "active"
+    assert response.json()["last_verified_at"] is not None
+    assert [request.path for request, _ in provider.log] == ["/api/me"]
+
+
+@pytest.mark.django_db
+def test_wait_for_verification_is_no_longer_an_input_and_is_refused_as_unknown(
+    api, end_user, key_app, provider
+):
+    response = _create(api, wait_for_verification=False)
+
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "validation_error"
+    assert "wait_for_verification" in error["fields"]
+    assert not provider.log
+    assert not Credential.objects.exists()
+
+
+def _unavailable_provider(httpserver, behaviour: str) -> str:
+    """A provider whose /me fails the way ``behaviour`` says; returns its base URL."""
+    if behaviour == "unreachable":
+        with socket.socket() as sock:  # a port nothing listens on once closed
+            sock.bind(("127.0.0.1", 0))
+            return f"http://127.0.0.1:{sock.getsockname()[1]}/api"
+    if behaviour == "slow":
+
+        def too_late(request):
+            time.sleep(SLOW_SECONDS)
+            return Response('{"email": "ada@provider.test"}', content_type="application/json")
+
+        httpserver.expect_request("/slow/me").respond_with_handler(too_late)
+        return httpserver.url_for("/slow")
+    httpserver.expect_request(f"/{behaviour}/me").respond_with_data("busy", status=int(behaviour))
+    return httpserver.url_for(f"/{behaviour}")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("behaviour", ["503", "500", "429", "slow", "unreachable"])
+def test_a_provider_that_is_down_or_slow_is_a_503_with_retry_after_and_stores_nothing(
+    api, tenant, end_user, httpserver, settings, behaviour
+):
+    settings.PORTAL_OUTBOUND_READ_TIMEOUT = SLOW_SECONDS / 3
+    key_app_on(_unavailable_provider(httpserver, behaviour), slug="keyed")
+
+    response = _create(api)
+
+    assert response.status_code == 503, response.content
+    error = error_of(response)
+    assert error["code"] == "provider_unavailable"
+    assert "so nothing was stored" in error["message"]
+    assert int(response["Retry-After"]) >= 1
+    assert f"in {response['Retry-After']} seconds" in error["message"]
+    assert GOOD_KEY not in response.content.decode()
+    assert not Credential.objects.exists()
+    assert not Event.objects.filter(tenant=tenant).exists()
+
+
+@pytest.mark.django_db
+def test_the_providers_retry_after_is_passed_on_without_waiting_for_it_in_the_request(
+    api, end_user, httpserver
+):
+    httpserver.expect_request("/busy/me").respond_with_data(
+        "busy", status=503, headers={"Retry-After": "120"}
+    )
+    key_app_on(httpserver.url_for("/busy"), slug="keyed")
+
+    started = time.monotonic()
+    response = _create(api)
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "120"
+    assert elapsed < 10  # answered at once: no sleeping in the request, no retry loop
+    assert len(httpserver.log) == 1
+    assert not Credential.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_503_the_same_idempotency_key_works_once_the_provider_answers(
+    api, end_user, httpserver
+):
+    httpserver.expect_oneshot_request("/api/me").respond_with_data("busy", status=503)
+    httpserver.expect_request("/api/me").respond_with_json({"email": "ada@provider.test"})
+    key_app_on(httpserver.url_for("/api"), slug="keyed")
+    headers = {"Idempotency-Key": "connect-ada-once"}
+
+    down = _create(api, headers=headers)
+    back = _create(api, headers=headers)
+    replayed = _create(api, headers=headers)
+
+    assert down.status_code == 503
+    assert back.status_code == 201, back.content
+    assert back.json()["status"] == "active"
+    assert replayed.status_code == 201
+    assert replayed["Idempotent-Replayed"] == "true"
+    assert replayed.json()["id"] == back.json()["id"]
+    assert Credential.objects.filter(end_user=end_user).count() == 1
 
 
 @pytest.mark.django_db

@@ -48,7 +48,6 @@ class InProcessApp:
 @pytest.fixture
 def api_key(tenant, settings):
     settings.PORTAL_API_RATE_LIMIT = "100000/m"
-    settings.PORTAL_API_CREDENTIAL_VERIFY_WAIT = 0
     # Something to find: a user with an account and an installation.
     app = factories.make_api_key_app(slug="crm", api_base_url="http://127.0.0.1:9/api")
     user = factories.make_end_user(tenant=tenant, external_id="user-1", email="ada@example.com")

@@ -117,6 +117,9 @@ def _bodies(b) -> dict[tuple[str, str], dict]:
             "app": b["shared_app"].slug,
             "fields": {"api_key": "key_from_tenant_a"},
         },
+        ("post", "/api/v1/credentials/{credential_id}/reconnect"): {
+            "fields": {"api_key": "key_from_tenant_a"}
+        },
         ("post", "/api/v1/users/{external_id}/installations"): {"flow_id": str(b["flow"].pk)},
         ("patch", "/api/v1/users/{external_id}/installations/{flow_id}"): {"enabled": False},
     }

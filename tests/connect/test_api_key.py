@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import time
 
 import pytest
 from django.utils import timezone
+from werkzeug import Response
 
 from integrations.models import Credential, Event
 from sandbox.catalog import SANDBOX_API_KEY, SANDBOX_BASIC
+from sandbox.services import sandbox_api_key_create, sandbox_api_key_revoke
+from tests.sandbox.helpers import form_fields
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,6 +25,40 @@ def connect(client, world, hx, slug=SANDBOX_API_KEY, **fields):
 
 def events_of(response) -> list[dict]:
     return json.loads(response["HX-Trigger"])["portal-events"]["events"]
+
+
+def credential_events(world):
+    return Event.objects.filter(tenant=world.tenant, type__startswith="credential.").order_by(
+        "created_at"
+    )
+
+
+def field_error(body: str, field_id: str) -> str:
+    """The text of the errors Django shows under one field (``<ul id="<field>_error">``)."""
+    found = re.search(rf'<ul[^>]*id="{re.escape(field_id)}_error"[^>]*>(.*?)</ul>', body, re.S)
+    assert found, f"no errors shown under {field_id}"
+    return html.unescape(re.sub(r"<[^>]+>", " ", found.group(1)))
+
+
+# How long the slow provider takes; the outbound read timeout is set to a third of it.
+SLOW_SECONDS = 1.5
+
+
+def point_the_api_key_app_at_a_failing_provider(world, httpserver, settings, behaviour: str):
+    """The API-key app's verification goes to a provider that answers 503, or too late."""
+    settings.PORTAL_OUTBOUND_READ_TIMEOUT = SLOW_SECONDS / 3
+    if behaviour == "slow":
+
+        def too_late(request):
+            time.sleep(SLOW_SECONDS)
+            return Response('{"email": "alice@sandbox.test"}', content_type="application/json")
+
+        httpserver.expect_request("/down/me").respond_with_handler(too_late)
+    else:
+        httpserver.expect_request("/down/me").respond_with_data("maintenance", status=503)
+    app = world.apps[SANDBOX_API_KEY]
+    app.api_base_url = httpserver.url_for("/down")
+    app.save(update_fields=["api_base_url"])
 
 
 def test_a_key_that_verifies_is_connected_and_reported_to_the_page(client, world, hx):
@@ -49,36 +89,133 @@ def test_a_key_that_verifies_is_connected_and_reported_to_the_page(client, world
     assert Event.objects.filter(type="credential.verified").count() == 1
 
 
-def test_a_key_the_provider_refuses_shows_its_reason_and_can_be_retried_or_removed(
+def test_a_key_the_provider_refuses_keeps_the_form_with_its_reason_next_to_the_key(
     client, world, hx
 ):
-    response = connect(client, world, hx, api_key="sbx_" + "0" * 24)
+    response = connect(
+        client, world, hx, api_key="sbx_" + "0" * 24, portal_label="Work", flow=world.alerts.pk
+    )
 
-    credential = Credential.objects.get(end_user=world.end_user)
-    assert credential.status == Credential.Status.INVALID
+    assert response.status_code == 422
+    assert not Credential.objects.exists()
+    assert not credential_events(world)
     body = response.content.decode()
-    assert "The API key is unknown." in body
-    assert "Try again" in body
-    assert "Remove" in body
+    assert "The API key is unknown." in field_error(body, f"connect-{SANDBOX_API_KEY}-api_key")
+    assert "Nothing was connected" in field_error(body, f"connect-{SANDBOX_API_KEY}-api_key")
+    kept = form_fields(body, action=world.modal_url(f"apps/{SANDBOX_API_KEY}/accounts/"))
+    assert kept["portal_label"] == "Work"
+    assert kept["api_key"] == ""  # a secret is never echoed back
+    assert events_of(response) == [
+        {
+            "event": "did-fail-authorization-verification",
+            "data": {
+                "identity": "",
+                "authorizationId": None,
+                "flowId": str(world.alerts.pk),
+                "alreadyExists": False,
+                "app": SANDBOX_API_KEY,
+                "reason": "Sandbox (API key) refused the credential: The API key is unknown.",
+            },
+        }
+    ]
+
+    fixed = connect(client, world, hx, api_key=world.api_key(), portal_label="Work")
+
+    assert fixed.status_code == 200
+    credential = Credential.objects.get(end_user=world.end_user)
+    assert (credential.status, credential.label) == (Credential.Status.ACTIVE, "Work")
+    assert events_of(fixed)[0]["event"] == "did-add-authorization"
+    assert [event.type for event in credential_events(world)] == [
+        "credential.created",
+        "credential.verified",
+    ]
+
+
+@pytest.mark.parametrize("behaviour", ["503", "slow"])
+def test_a_provider_that_is_down_or_slow_keeps_the_form_and_says_to_try_again_shortly(
+    client, world, hx, httpserver, settings, behaviour
+):
+    point_the_api_key_app_at_a_failing_provider(world, httpserver, settings, behaviour)
+
+    response = connect(client, world, hx, api_key=world.api_key(), portal_label="Work")
+
+    assert response.status_code == 422
+    assert not Credential.objects.exists()
+    assert not credential_events(world)
+    body = response.content.decode()
+    assert "so nothing was connected; try again in a minute or two" in body
+    kept = form_fields(body, action=world.modal_url(f"apps/{SANDBOX_API_KEY}/accounts/"))
+    assert kept["portal_label"] == "Work"
+    assert kept["api_key"] == ""
     event = events_of(response)[0]
     assert event["event"] == "did-fail-authorization-verification"
-    assert event["data"]["authorizationId"] == str(credential.pk)
-    assert "The API key is unknown." in event["data"]["reason"]
+    assert event["data"]["authorizationId"] is None
+    assert event["data"]["alreadyExists"] is False
 
-    retried = client.post(world.modal_url(f"accounts/{credential.pk}/retry/"), **hx)
-    assert retried.status_code == 200
-    assert "The API key is unknown." in retried.content.decode()
-    assert events_of(retried)[0]["event"] == "did-fail-authorization-verification"
+
+def test_an_account_the_provider_later_refuses_shows_its_reason_and_can_be_checked_again_or_removed(
+    client, world, hx
+):
+    sandbox_key, key = sandbox_api_key_create(
+        account=world.accounts["alice@sandbox.test"], name="modal test"
+    )
+    connect(client, world, hx, api_key=key)
+    credential = Credential.objects.get(end_user=world.end_user)
+    sandbox_api_key_revoke(api_key=sandbox_key)
+
+    checked = client.post(world.modal_url(f"accounts/{credential.pk}/retry/"), **hx)
+
+    assert checked.status_code == 200
+    assert "The API key has been revoked." in checked.content.decode()
+    credential.refresh_from_db()
+    assert credential.status == Credential.Status.INVALID
+    event = events_of(checked)[0]
+    assert event["event"] == "did-fail-authorization-verification"
+    assert event["data"]["authorizationId"] == str(credential.pk)
+    assert "The API key has been revoked." in event["data"]["reason"]
 
     removed = client.post(world.modal_url(f"accounts/{credential.pk}/disconnect/"), **hx)
+
     assert removed.status_code == 200
     assert not Credential.objects.filter(pk=credential.pk).exists()
     assert events_of(removed) == [
         {
             "event": "did-remove-authorization",
-            "data": {"authorizationId": str(credential.pk), "app": SANDBOX_API_KEY, "identity": ""},
+            "data": {
+                "authorizationId": str(credential.pk),
+                "app": SANDBOX_API_KEY,
+                "identity": "alice@sandbox.test",
+            },
         }
     ]
+
+
+@pytest.mark.parametrize("behaviour", ["refused", "503"])
+def test_a_new_key_that_fails_at_the_provider_leaves_the_account_as_it_was_and_names_it(
+    client, world, hx, httpserver, settings, behaviour
+):
+    connect(client, world, hx, api_key=world.api_key(), portal_label="Work")
+    credential = Credential.objects.get(end_user=world.end_user)
+    before = Credential.objects.values().get(pk=credential.pk)
+    events_before = credential_events(world).count()
+    new_key = "sbx_" + "0" * 24
+    if behaviour == "503":
+        point_the_api_key_app_at_a_failing_provider(world, httpserver, settings, behaviour)
+        new_key = world.api_key()
+
+    response = client.post(
+        world.modal_url(f"accounts/{credential.pk}/reconnect/"), {"api_key": new_key}, **hx
+    )
+
+    assert response.status_code == 422
+    assert Credential.objects.values().get(pk=credential.pk) == before
+    assert credential_events(world).count() == events_before
+    body = response.content.decode()
+    assert "your account was not changed" in body.lower()
+    event = events_of(response)[0]
+    assert event["event"] == "did-fail-authorization-verification"
+    assert event["data"]["authorizationId"] == str(credential.pk)
+    assert event["data"]["identity"] == "alice@sandbox.test"
 
 
 def test_fields_are_validated_on_the_server_with_errors_next_to_each_field(client, world, hx):

@@ -176,6 +176,28 @@ def test_denied_consent_says_so_and_creates_nothing(client, world, hx):
     outbox = Event.objects.get(tenant=world.tenant, type="credential.authorization_failed")
     assert outbox.data["reason"] == "access_denied"
     assert outbox.data["user_id"] == "user-42"
+    assert not Event.objects.filter(type="credential.created").exists()
+
+
+def test_denying_consent_on_a_reconnect_names_the_account_that_stayed_as_it_was(client, world, hx):
+    _, url = start(client, world, hx)
+    callback(client, provider_answer(url, base_url=world.base_url))
+    credential = credentials(world).get()
+    before = Credential.objects.values().get(pk=credential.pk)
+    attempt, url = start(client, world, hx, credential=str(credential.pk))
+
+    callback(client, provider_answer(url, base_url=world.base_url, allow=False))
+
+    assert Credential.objects.values().get(pk=credential.pk) == before
+    status = client.get(world.modal_url(f"oauth/{attempt.pk}/"), **hx)
+    assert status.status_code == 286
+    event = json.loads(status["HX-Trigger"])["portal-events"]["events"][0]
+    assert event["event"] == "did-fail-authorization-verification"
+    assert event["data"]["authorizationId"] == str(credential.pk)
+    assert event["data"]["reason"] == "access_denied"
+    failed = Event.objects.get(tenant=world.tenant, type="credential.authorization_failed")
+    assert failed.data["reconnect_credential_id"] == str(credential.pk)
+    assert Event.objects.filter(type="credential.created").count() == 1
 
 
 def test_a_code_the_provider_rejects_says_so_and_creates_nothing(client, world, hx):

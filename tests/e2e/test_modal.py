@@ -115,24 +115,18 @@ def test_a_new_user_sees_only_the_right_apps_and_connects_api_keys(page, world, 
     expect(accounts(page)).to_have_count(1)
     expect(accounts(page).first.locator(".badge")).to_have_text("Connected")
 
-    connect_key(page, "sbx_" + "0" * 24, another=True)
-    expect(accounts(page)).to_have_count(2)
-    failed = accounts(page).nth(1)
-    expect(failed.locator(".badge")).to_have_text("Failed")
-    expect(failed).to_contain_text("The API key is unknown.")
-    expect(failed.get_by_role("button", name="Try again")).to_be_visible()
+    # A key the provider refuses connects nothing: the form stays open with the reason.
+    page.locator("summary", has_text="Add another account").click()
+    connect_key(page, "sbx_" + "0" * 24)
+    key_field = page.get_by_role("textbox", name="API key", exact=True)
+    expect(key_field).to_be_focused()
+    expect(page.locator(".errorlist")).to_contain_text("The API key is unknown.")
+    expect(accounts(page)).to_have_count(1)
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "modal-app-panel.png"), full_page=True)
 
-    failed.get_by_role("link", name="Remove").click()
-    expect(
-        page.get_by_role("heading", name="Disconnect Sandbox (API key) account?")
-    ).to_be_visible()
-    page.get_by_role("button", name="Disconnect").click()
-    expect(accounts(page)).to_have_count(1)
-
-    connect_key(page, world.api_key("bob@sandbox.test"), another=True)
+    connect_key(page, world.api_key("bob@sandbox.test"))
     expect(accounts(page)).to_have_count(2)
     expect(accounts(page).nth(1)).to_contain_text("bob@sandbox.test")
 

@@ -7,8 +7,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from core.vault import open_secret
+from integrations.models import Event
 from integrations.services.auth import TemplateValueMissing, auth_apply
-from integrations.services.oauth import TokenSet, credential_tokens_store
+from integrations.services.oauth_clients import oauth_client_set
+from integrations.services.refresh import RefreshKind, credential_refresh
 from integrations.services.verification import verification_probe
 from tests import factories
 
@@ -48,23 +50,52 @@ def test_an_undeclared_token_value_cannot_be_used_in_a_template(db):
         factories.make_oauth_app(api_base_url="{instance_url}/api")
 
 
-def test_a_refresh_that_omits_the_value_keeps_the_one_stored_before(end_user):
-    app = instance_app()
+def test_a_refresh_that_omits_the_value_keeps_the_one_stored_before(end_user, httpserver):
+    httpserver.expect_request("/token", method="POST").respond_with_json(
+        {"access_token": "at-2", "refresh_token": "rt-2", "expires_in": 3600}
+    )
+    app = instance_app(token_url=httpserver.url_for("/token"))
+    oauth_client_set(tenant=end_user.tenant, app=app, client_id="cid", client_secret="cs")
     credential = factories.make_credential(
-        end_user=end_user, app=app, secret=secret("http://127.0.0.1:8123")
+        end_user=end_user,
+        app=app,
+        secret={**secret("http://127.0.0.1:8123"), "refresh_token": "rt-1"},
+        expires_at=timezone.now() + timedelta(minutes=1),
     )
-    previous = open_secret(credential)
-    refreshed = TokenSet(
-        access_token="at-2",
-        refresh_token="rt-2",
-        expires_at=timezone.now() + timedelta(hours=1),
-        secret={"access_token": "at-2", "refresh_token": "rt-2"},
-    )
-    credential_tokens_store(credential=credential, tokens=refreshed, previous=previous)
-    credential.save()
+
+    outcome = credential_refresh(credential_id=credential.pk)
+
+    assert outcome.kind == RefreshKind.REFRESHED
+    credential.refresh_from_db()
     stored = open_secret(credential)
-    assert stored["access_token"] == "at-2"
+    assert (stored["access_token"], stored["refresh_token"]) == ("at-2", "rt-2")
     assert stored["extras"]["instance_url"] == "http://127.0.0.1:8123"
+    assert httpserver.log[0][0].form["refresh_token"] == "rt-1"
+    assert Event.objects.get().type == "credential.refreshed"
+    # The refreshed token still goes to the instance the first token response named.
+    assert auth_apply(app=app, secret=stored).base_url == "http://127.0.0.1:8123/api"
+
+
+def test_a_refresh_that_names_a_new_value_replaces_the_one_stored_before(end_user, httpserver):
+    moved = httpserver.url_for("/").rstrip("/")
+    httpserver.expect_request("/token", method="POST").respond_with_json(
+        {"access_token": "at-2", "expires_in": 3600, "instance_url": moved}
+    )
+    app = instance_app(token_url=httpserver.url_for("/token"))
+    oauth_client_set(tenant=end_user.tenant, app=app, client_id="cid", client_secret="cs")
+    credential = factories.make_credential(
+        end_user=end_user,
+        app=app,
+        secret={**secret("http://127.0.0.1:8123"), "refresh_token": "rt-1"},
+        expires_at=timezone.now() + timedelta(minutes=1),
+    )
+
+    assert credential_refresh(credential_id=credential.pk).kind == RefreshKind.REFRESHED
+
+    credential.refresh_from_db()
+    stored = open_secret(credential)
+    assert (stored["extras"]["instance_url"], stored["extras"]["id"]) == (moved, "x")
+    assert stored["refresh_token"] == "rt-1"  # a refresh answer without one keeps the old one
 
 
 def test_verification_goes_to_the_instance_the_token_response_named(db, httpserver):

@@ -9,9 +9,8 @@ from email.utils import format_datetime
 import pytest
 from django.utils import timezone
 
-from accounts.services.audit import Actor
 from integrations.models import Credential, Event
-from integrations.services.credentials import credential_create_from_fields
+from integrations.services.jobs import verification_enqueue
 from integrations.services.oauth_clients import oauth_client_set
 from integrations.services.refresh import credential_refresh_due
 from integrations.services.sweeps import sweep_pending_credentials
@@ -116,22 +115,39 @@ def test_without_a_broker_an_unavailable_provider_leaves_the_credential_pending_
     assert settings.CELERY_TASK_ALWAYS_EAGER
     httpserver.expect_request("/me").respond_with_data("down", status=503)
     app = factories.make_api_key_app(api_base_url=httpserver.url_for("/"))
+    credential = factories.make_credential(
+        end_user=end_user, app=app, secret={"api_key": "key-1"}, status="pending"
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
-        credential = credential_create_from_fields(
-            end_user=end_user, app=app, fields={"api_key": "key-1"}, actor=Actor.system()
-        )
+        verification_enqueue(credential_id=credential.pk)
 
     credential.refresh_from_db()
     assert credential.status == "pending"
     assert credential.verification_attempts == 1
     assert len(httpserver.log) == 1
+    assert not Event.objects.exists()
     settings.PORTAL_PENDING_AFTER_SECONDS = 0
     with django_capture_on_commit_callbacks() as callbacks:
         sweep_pending_credentials()
     assert [callback.args for callback in callbacks] == [
         ("integrations.tasks.verify_credential", str(credential.pk))
     ]
+
+
+def test_without_a_broker_a_queued_verification_runs_in_process_and_activates_the_credential(
+    db, end_user, provider, django_capture_on_commit_callbacks
+):
+    app = factories.make_api_key_app(api_base_url=provider)
+    credential = factories.make_credential(end_user=end_user, app=app, status="pending")
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        verification_enqueue(credential_id=credential.pk)
+
+    assert len(callbacks) == 1  # queued once the transaction commits, not before
+    credential.refresh_from_db()
+    assert (credential.status, credential.identity) == ("active", "ada@provider.test")
+    assert list(Event.objects.values_list("type", flat=True)) == ["credential.verified"]
 
 
 def test_the_verify_task_changes_nothing_when_the_credential_is_gone(db):
