@@ -10,21 +10,17 @@ import math
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
 from accounts.models import EndUser, Tenant
 from accounts.selectors import end_user_get
-from accounts.services.audit import Actor, audit_record
+from accounts.services.audit import Actor
 from core.errors import Invalid, NotFound, Unavailable
 from integrations.models import App, Credential
-from integrations.selectors import installation_list_for_end_user
 from integrations.services.credentials import (
     NewSecret,
-    credential_delete,
     credential_fields_clean,
     label_clean,
 )
-from integrations.services.installations import installation_uninstall
 from integrations.services.verification import Connection, ConnectKind, credential_connect
 
 # When a provider that did not answer named no Retry-After.
@@ -36,32 +32,6 @@ def end_user_get_or_404(*, tenant: Tenant, external_id: str) -> EndUser:
     if end_user is None:
         raise NotFound(f"No user with id “{external_id}”.", code="user_not_found")
     return end_user
-
-
-def end_user_delete(*, end_user: EndUser, actor: Actor) -> None:
-    """Disconnect every account (revoked at the provider where it can be, each with its
-    ``credential.deleted`` event), uninstall every flow (``installation.deleted``), then delete
-    the user with its sessions.
-
-    Each credential is revoked before the user goes, so an interrupted delete leaves a user
-    with fewer live secrets, never a secret without its user's say; running it again finishes.
-    """
-    for credential in Credential.objects.filter(tenant_id=end_user.tenant_id, end_user=end_user):
-        credential_delete(credential=credential, actor=actor)
-    with transaction.atomic():
-        flows = {
-            installation.flow_id: installation.flow
-            for installation in installation_list_for_end_user(end_user=end_user)
-        }
-        for flow in flows.values():
-            installation_uninstall(end_user=end_user, flow=flow, actor=actor)
-        audit_record(
-            tenant=end_user.tenant,
-            actor=actor,
-            action="end_user.delete",
-            target=end_user.external_id,
-        )
-        end_user.delete()
 
 
 def credential_create_from_api(

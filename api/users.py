@@ -15,8 +15,9 @@ from api.auth import request_actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from api.pagination import PageParams, paginate
 from api.schemas import CREDENTIAL_EXAMPLE, CredentialOut, errors
-from api.services import end_user_delete, end_user_get_or_404
+from api.services import end_user_get_or_404
 from integrations.selectors import EndUserIntegration, end_user_integrations
+from integrations.services.end_users import end_user_delete
 
 router = Router(tags=["users"])
 

@@ -41,6 +41,7 @@ from integrations.services.credentials import (
     credential_rename,
     credential_revoke,
 )
+from integrations.services.end_users import end_user_delete
 from integrations.services.jobs import verification_enqueue
 from integrations.services.oauth_clients import oauth_client_secret_set
 from integrations.services.verification import (
@@ -401,6 +402,20 @@ class EndUserAdmin(TenantScopedAdmin):
     search_fields = ["external_id", "email", "name"]
     readonly_fields = ["id", "created_at", "updated_at"]
     inlines = [CredentialInline]
+
+    # Deleting a user disconnects each account first, with its events, as the API does; so
+    # the credentials are not the cascade's to delete, and need no delete permission of their own.
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(Credential._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request, obj):
+        end_user_delete(end_user=obj, actor=Actor.staff(request.user))
+
+    def delete_queryset(self, request, queryset):
+        for end_user in queryset:
+            end_user_delete(end_user=end_user, actor=Actor.staff(request.user))
 
 
 @admin.register(ConnectSession)

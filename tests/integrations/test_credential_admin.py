@@ -101,3 +101,18 @@ def test_renaming_in_the_admin_is_a_transition_with_its_event(client, tenant, cr
     credential.refresh_from_db()
     assert credential.label == "Billing"
     assert list(Event.objects.values_list("type", flat=True)) == ["credential.renamed"]
+
+
+def test_deleting_an_end_user_in_the_admin_disconnects_each_account_with_its_events(
+    client, tenant, end_user, credential
+):
+    staff = _staff_client(client, tenant)
+    delete_url = reverse("admin:accounts_enduser_delete", args=[end_user.pk])
+
+    response = staff.post(delete_url, {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Credential.objects.exists()
+    deleted = Event.objects.get(type="credential.deleted")
+    assert deleted.data["credential_id"] == str(credential.pk)
+    assert AuditLogEntry.objects.filter(action="end_user.delete", actor_type="staff").exists()
