@@ -37,7 +37,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import EndUser
+from accounts.models import AuditLogEntry, EndUser
 from accounts.services.audit import Actor, audit_record
 from core.conf import conf
 from core.errors import Conflict, Invalid, NotFound
@@ -175,8 +175,31 @@ def _verified_now(credential: Credential, identity: str, *, now: datetime) -> No
     credential.next_verification_at = credential_next_verification_at(credential, now=now)
 
 
-def _emit(credential: Credential, type: str, **extra: Any) -> None:
-    event_emit(tenant=credential.tenant, type=type, data=credential_event_data(credential, **extra))
+def _record(
+    credential: Credential,
+    *,
+    actor: Actor,
+    action: str,
+    events: tuple[str, ...] = (),
+    outcome: str = AuditLogEntry.Outcome.SUCCESS,
+    detail: dict[str, Any] | None = None,
+    **event_extra: Any,
+) -> None:
+    """The audit entry of a transition and its outbox events, in the caller's transaction."""
+    audit_record(
+        tenant=credential.tenant,
+        actor=actor,
+        action=action,
+        credential=credential,
+        outcome=outcome,
+        detail=detail,
+    )
+    for type in events:
+        event_emit(
+            tenant=credential.tenant,
+            type=type,
+            data=credential_event_data(credential, **event_extra),
+        )
 
 
 @transaction.atomic
@@ -200,11 +223,12 @@ def credential_create(
     _verified_now(credential, identity[:255], now=now)
     credential.save()
     credential.tenant = end_user.tenant
-    audit_record(
-        tenant=end_user.tenant, actor=actor, action="credential.create", credential=credential
+    _record(
+        credential,
+        actor=actor,
+        action="credential.create",
+        events=("credential.created", "credential.verified"),
     )
-    _emit(credential, "credential.created")
-    _emit(credential, "credential.verified")
     return credential
 
 
@@ -229,14 +253,13 @@ def credential_mark_verified(*, credential: Credential, identity: str, actor: Ac
         identity = ""
     _verified_now(credential, identity[:255], now=timezone.now())
     credential.save()
-    audit_record(
-        tenant=credential.tenant,
+    _record(
+        credential,
         actor=actor,
         action="credential.verify",
-        credential=credential,
         detail={"result": "verified"},
+        events=("credential.verified",),
     )
-    _emit(credential, "credential.verified")
     return credential
 
 
@@ -251,15 +274,15 @@ def credential_mark_invalid(
     credential.last_verified_at = timezone.now()
     credential.next_verification_at = None
     credential.save()
-    audit_record(
-        tenant=credential.tenant,
+    _record(
+        credential,
         actor=actor,
         action="credential.verify",
-        credential=credential,
-        outcome="failure",
+        outcome=AuditLogEntry.Outcome.FAILURE,
         detail={"result": "rejected", "status_code": status_code},
+        events=("credential.verification_failed",),
+        reason=reason,
     )
-    _emit(credential, "credential.verification_failed", reason=reason)
     return credential
 
 
@@ -275,12 +298,11 @@ def credential_note_unavailable(
     Credential.objects.filter(pk=credential.pk).update(
         verification_attempts=F("verification_attempts") + 1, updated_at=timezone.now()
     )
-    audit_record(
-        tenant=credential.tenant,
+    _record(
+        credential,
         actor=actor,
         action="credential.verify",
-        credential=credential,
-        outcome="failure",
+        outcome=AuditLogEntry.Outcome.FAILURE,
         detail={"result": "unavailable", "status_code": status_code},
     )
 
@@ -293,12 +315,11 @@ def credential_mark_refreshed(
     credential.last_refreshed_at = timezone.now()
     credential.status = Credential.Status.ACTIVE
     credential.save()
-    audit_record(
-        tenant=credential.tenant, actor=actor, action="credential.refresh", credential=credential
-    )
-    _emit(
+    _record(
         credential,
-        "credential.refreshed",
+        actor=actor,
+        action="credential.refresh",
+        events=("credential.refreshed",),
         expires_at=credential.expires_at.isoformat() if credential.expires_at else None,
     )
     return credential
@@ -311,14 +332,14 @@ def credential_mark_expired(*, credential: Credential, reason: str, actor: Actor
     credential.refresh_at = None
     credential.next_verification_at = None
     credential.save()
-    audit_record(
-        tenant=credential.tenant,
+    _record(
+        credential,
         actor=actor,
         action="credential.expire",
-        credential=credential,
         detail={"reason": reason},
+        events=("credential.expired",),
+        reason=reason,
     )
-    _emit(credential, "credential.expired", reason=reason)
     return credential
 
 
@@ -356,14 +377,14 @@ def credential_reconnect(
     if label and not credential.label:
         credential.label = label_clean(label)
     credential.save()
-    audit_record(
-        tenant=credential.tenant,
+    _record(
+        credential,
         actor=actor,
         action="credential.reconnect",
-        credential=credential,
         detail={"same_identity_again": same_identity_again},
+        events=("credential.reconnected",),
+        already_exists=same_identity_again,
     )
-    _emit(credential, "credential.reconnected", already_exists=same_identity_again)
     return credential
 
 
@@ -373,10 +394,7 @@ def credential_rename(*, credential: Credential, label: str, actor: Actor) -> Cr
     credential = _locked(credential)
     credential.label = label
     credential.save(update_fields=["label", "updated_at"])
-    audit_record(
-        tenant=credential.tenant, actor=actor, action="credential.rename", credential=credential
-    )
-    _emit(credential, "credential.renamed")
+    _record(credential, actor=actor, action="credential.rename", events=("credential.renamed",))
     return credential
 
 
@@ -440,14 +458,15 @@ def _revoke_locally(
         ),
         updated_at=timezone.now(),
     )
-    audit_record(
-        tenant=credential.tenant,
+    _record(
+        credential,
         actor=actor,
         action="credential.revoke",
-        credential=credential,
         detail={"reason": reason, "revoked_at_provider": at_provider},
+        events=("credential.revoked",),
+        reason=reason,
+        revoked_at_provider=at_provider,
     )
-    _emit(credential, "credential.revoked", reason=reason, revoked_at_provider=at_provider)
     return credential
 
 
@@ -461,10 +480,7 @@ def credential_delete(*, credential: Credential, actor: Actor) -> dict[str, Any]
     credential_revoke(credential=credential, actor=actor, reason="Disconnected.")
     with transaction.atomic():
         credential = _locked(credential)
+        _record(credential, actor=actor, action="credential.delete", events=("credential.deleted",))
         data = credential_event_data(credential)
-        audit_record(
-            tenant=credential.tenant, actor=actor, action="credential.delete", credential=credential
-        )
-        event_emit(tenant=credential.tenant, type="credential.deleted", data=data)
         credential.delete()
     return data
