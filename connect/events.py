@@ -11,6 +11,7 @@ from django.http import HttpResponse
 from django_htmx.http import trigger_client_event
 
 from integrations.models import Credential
+from integrations.services.verification import Connection
 
 EVENT_NAME = "portal-events"
 
@@ -36,6 +37,28 @@ def authorization_event(
     if reason is not None:
         data["reason"] = reason
     return {"event": name, "data": data}
+
+
+def refusal_event(
+    connection: Connection | None,
+    *,
+    app_slug: str,
+    reconnected: Credential | None = None,
+    flow_id: Any = None,
+) -> dict[str, Any] | None:
+    """did-fail-authorization-verification for a connection the provider refused or did not
+    answer: it names no account, or the account being reconnected, which stayed as it was.
+    None when the input never reached the provider (the form's own errors)."""
+    if connection is None or connection.ok:
+        return None
+    return authorization_event(
+        "did-fail-authorization-verification",
+        app_slug=app_slug,
+        credential=reconnected,
+        identity=connection.identity,
+        flow_id=flow_id,
+        reason=connection.reason or connection.kind,
+    )
 
 
 def credential_outcome_event(

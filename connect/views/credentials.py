@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from connect.events import authorization_event, credential_outcome_event, publish, removal_event
+from connect.events import credential_outcome_event, publish, refusal_event, removal_event
 from connect.flows.account import credential_check_again, credential_disconnect
 from connect.forms import CredentialFieldsForm, InstallationSettingsForm, RenameForm, WorkflowsForm
 from connect.messages import connection_sentence, say
@@ -233,23 +233,13 @@ def account_reconnect(request: HttpRequest, credential_id) -> HttpResponse:
     )
     if connection is None or not connection.ok:
         problems = form.non_field_errors()
-        events = []
-        if connection is not None:
-            events.append(
-                authorization_event(
-                    "did-fail-authorization-verification",
-                    app_slug=credential.app.slug,
-                    credential=credential,
-                    identity=connection.identity,
-                    reason=connection.reason or connection.kind,
-                )
-            )
+        event = refusal_event(connection, app_slug=credential.app.slug, reconnected=credential)
         return render_account(
             request,
             credential,
             reconnect_form=form,
             prompt_=prompt("error", " ".join(problems) if problems else say("check_fields")),
-            events=events,
+            events=[event],
             status=422,
         )
     current = connection.credential

@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from connect.events import authorization_event, credential_outcome_event, publish
+from connect.events import credential_outcome_event, publish, refusal_event
 from connect.forms import CredentialFieldsForm
 from connect.messages import say
 from connect.session import connect_session_required
@@ -165,17 +165,7 @@ def credential_create(request: HttpRequest, slug: str) -> HttpResponse:
     if connection is None or not connection.ok:
         # Nothing was stored: the person stays in the form, with the reason next to the field.
         problems = form.non_field_errors()
-        events = []
-        if connection is not None:
-            events.append(
-                authorization_event(
-                    "did-fail-authorization-verification",
-                    app_slug=app.slug,
-                    identity=connection.identity,
-                    flow_id=flow_id,
-                    reason=connection.reason or connection.kind,
-                )
-            )
+        event = refusal_event(connection, app_slug=app.slug, flow_id=flow_id)
         return render_app_panel(
             request,
             app,
@@ -185,7 +175,7 @@ def credential_create(request: HttpRequest, slug: str) -> HttpResponse:
                 "error",
                 " ".join(problems) if problems else say("check_fields"),
             ),
-            events=events,
+            events=[event],
             status=422,
         )
     credential = connection.credential
