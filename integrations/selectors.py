@@ -63,15 +63,6 @@ def connect_session_for_token(*, token: str | None) -> ConnectSession:
     return session
 
 
-def credential_list_for_end_user(
-    *, end_user: EndUser, app_ids: list[int] | None = None
-) -> QuerySet[Credential]:
-    credentials = Credential.objects.filter(tenant_id=end_user.tenant_id, end_user=end_user)
-    if app_ids is not None:
-        credentials = credentials.filter(app_id__in=app_ids)
-    return credentials.order_by("app_id", "created_at")
-
-
 def credential_get(*, tenant: Tenant, credential_id) -> Credential | None:
     """One of the tenant's credentials, or None (another tenant's is None too)."""
     return (

@@ -133,17 +133,30 @@ def account_status(request: HttpRequest, credential_id) -> HttpResponse:
     waited = (timezone.now() - credential.updated_at).total_seconds()
     if pending and waited <= POLL_PATIENCE_SECONDS:
         return HttpResponse(status=204)  # still verifying: nothing to swap, polling goes on
+    response = _status_card(
+        request,
+        credential,
+        compact=compact,
+        flow_id=flow_id,
+        patience_over=pending and waited > POLL_PATIENCE_SECONDS,
+        prompt_=outcome_prompt,
+    )
+    return publish(_stop(response), [event])
+
+
+def _status_card(
+    request: HttpRequest, credential: Credential, *, compact: bool, prompt_, **extra
+) -> HttpResponse:
+    """An account's card in the lists (its status, and what can be done about it)."""
     context = modal_context(
         request,
         credential=credential,
         app=credential.app,
         compact=compact,
-        flow_id=flow_id,
-        patience_over=pending and waited > POLL_PATIENCE_SECONDS,
-        prompt=outcome_prompt,
+        prompt=prompt_,
+        **extra,
     )
-    response = render(request, f"{LIST_TEMPLATE}#account-status", context)
-    return publish(_stop(response), [event])
+    return render(request, f"{LIST_TEMPLATE}#account-status", context)
 
 
 def _stop(response: HttpResponse) -> HttpResponse:
@@ -171,14 +184,12 @@ def account_retry(request: HttpRequest, credential_id) -> HttpResponse:
     current = _credential_or_404(request, credential.pk)
     if current is None:
         return _gone(request)
-    context = modal_context(
+    response = _status_card(
         request,
-        credential=current,
-        app=current.app,
+        current,
         compact=request.POST.get("compact") == "1",
-        prompt=check_again_prompt(current, outcome),
+        prompt_=check_again_prompt(current, outcome),
     )
-    response = render(request, f"{LIST_TEMPLATE}#account-status", context)
     return publish(response, [credential_outcome_event(current)])
 
 

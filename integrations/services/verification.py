@@ -49,9 +49,8 @@ from integrations.services.refresh import (
     RefreshKind,
     credential_refresh,
     credential_refresh_due,
-    credential_secret_for_use,
 )
-from integrations.services.secrets import Purpose
+from integrations.services.secrets import Purpose, credential_secret_open
 
 logger = logging.getLogger(__name__)
 
@@ -244,9 +243,8 @@ def credential_verify(*, credential_id, actor: Actor | None = None) -> Verificat
             # earn a 401 that says nothing about the account, so try again later instead.
             return VerificationOutcome(VerifyKind.UNAVAILABLE, credential, refreshed.reason)
     try:
-        credential, secret = credential_secret_for_use(
-            credential=credential, actor=actor, purpose=Purpose.VERIFY
-        )
+        # Refreshed above when due: open it as it is now, without asking the provider again.
+        secret = credential_secret_open(credential=credential, actor=actor, purpose=Purpose.VERIFY)
     except VaultError as exc:
         logger.error("Cannot open credential %s: %s", credential.pk, exc)
         return VerificationOutcome(VerifyKind.UNAVAILABLE, credential, str(exc))

@@ -40,3 +40,9 @@ def cookie_blocking_context(playwright, *, block: bool, viewport=None):
     )
     context.set_default_timeout(TIMEOUT_MS)
     return context
+
+
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)

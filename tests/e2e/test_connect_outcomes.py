@@ -6,63 +6,20 @@ updates that account; a denied consent connects nothing."""
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from integrations.models import Credential, Event, OAuthAttempt
 from sandbox.catalog import SANDBOX_API_KEY, SANDBOX_OAUTH
 from sandbox.services import SANDBOX_PASSWORD
-from tests.connect.helpers import World, build_world
-from tests.e2e.browser import ARGS, ARTIFACTS, CHROMIUM, TIMEOUT_MS
-
-# Playwright's sync API runs an event loop in this thread; the test's own database work is
-# synchronous and safe.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+from tests.e2e.browser import ARTIFACTS, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 # Matches the app's pattern (so the form lets it through) but no sandbox account holds it.
 WRONG_KEY = "sbx_" + "0" * 24
 ALICE = "alice@sandbox.test"
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as instance:
-        yield instance
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def world(live_server, settings, transactional_db) -> World:
-    settings.PORTAL_BASE_URL = live_server.url
-    return build_world(live_server.url)
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1000, "height": 820})
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def expect(locator):
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(locator)
 
 
 def accounts(page):

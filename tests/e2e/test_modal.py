@@ -3,9 +3,7 @@ meets it: against live_server and the sandbox provider, popups and iframes inclu
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -15,55 +13,14 @@ from sandbox.catalog import SANDBOX_API_KEY, SANDBOX_OAUTH
 from tests import factories
 from tests.connect.helpers import SETTINGS_SCHEMA, World, build_world
 from tests.e2e.browser import (
-    ARGS,
     ARTIFACTS,
-    CHROMIUM,
     COOKIE_PROBE,
     TIMEOUT_MS,
     cookie_blocking_context,
+    expect,
 )
 
-# Playwright's sync API runs an event loop in this thread; the test's own database work is
-# synchronous and safe.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as instance:
-        yield instance
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def world(live_server, settings, transactional_db) -> World:
-    settings.PORTAL_BASE_URL = live_server.url
-    return build_world(live_server.url)
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1000, "height": 820})
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def expect(locator):
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(locator)
 
 
 def sign_in_and_allow(popup, email: str) -> None:
