@@ -67,8 +67,7 @@ def credential_reconnect_from_api(
     app = credential.app
     if app.is_oauth2:
         raise Invalid(
-            f"{app.name} reconnects through OAuth2: the user must sign in again through the "
-            "connect modal.",
+            f"{app.name} reconnects through OAuth2: the user reconnects it in the modal.",
             code="oauth2_app",
         )
     secret, _ = _fields_and_label(app=app, fields=fields, label="")
@@ -94,7 +93,7 @@ def _fields_and_label(
 ) -> tuple[dict[str, str], str]:
     """The form's values as the modal checks them, or a 422 naming each field."""
     try:
-        return credential_fields_clean(app=app, fields=fields), label_clean(label)
+        return credential_fields_clean(app=app, fields=fields, with_help=True), label_clean(label)
     except ValidationError as exc:
         problems = {
             (key if key == "label" else f"fields.{key}"): " ".join(messages)

@@ -14,8 +14,8 @@ from integrations.services.verification import Connection, ConnectKind
 MESSAGES: dict[str, Promise] = {
     # Starting a connection.
     "already_connected": _(
-        "You already connected a {app} account ({account}). Reconnect it to sign in again, "
-        "or disconnect it first."
+        "Your {app} account {account} is already connected. Reconnect it, or disconnect it "
+        "first to connect another one."
     ),
     "not_oauth2": _("{app} connects with a form, not a sign-in."),
     "oauth2_app": _("{app} connects through its sign-in window."),
@@ -33,8 +33,8 @@ MESSAGES: dict[str, Promise] = {
         "Start again there if you want to connect the account."
     ),
     "state_used": _(
-        "This {app} sign-in answer was already used, so it was ignored. Nothing else was "
-        "changed; close this window."
+        "This {app} sign-in answer was already used, so it was ignored and nothing was "
+        "changed. You can close this window."
     ),
     "state_expired": _(
         "The {app} sign-in took longer than 10 minutes, so it was not accepted and nothing "
@@ -64,7 +64,10 @@ MESSAGES: dict[str, Promise] = {
     "token_refused": _(
         "{app} refused to complete the sign-in: {reason} Nothing was connected; start again."
     ),
-    "credential_gone": _("The {app} account was disconnected meanwhile; connect it again."),
+    "credential_gone": _(
+        "The {app} account was disconnected in the meantime, so nothing was changed; connect "
+        "it again."
+    ),
     "cancelled": _("You cancelled the {app} sign-in, so nothing was connected."),
     "closed": _("You closed the {app} sign-in window before finishing, so nothing was connected."),
     "attempt_expired": _(
@@ -88,7 +91,7 @@ MESSAGES: dict[str, Promise] = {
         "{account} to reconnect it, or add {identity} as another account. Nothing was changed."
     ),
     # Managing an account.
-    "reconnect_needed": _("Sign in to {app} again to fix this account."),
+    "reconnect_needed": _("Reconnect this {app} account to use it again."),
     "checked_ok": _("{app} accepted {account} again."),
     "check_unavailable": _(
         "{reason}, so the account was not changed; check again in a minute or two."
@@ -104,7 +107,9 @@ MESSAGES: dict[str, Promise] = {
     "reconnect_by_sign_in": _("Reconnect through the {app} sign-in."),
     "check_fields": _("Check the highlighted fields and try again."),
     "disconnected": _("Disconnected {account} from {app}."),
-    "switched_off_with": _(" Switched off because they used it: {flows}."),
+    "disconnected_flows_off": _(
+        "Disconnected {account} from {app}. These flows used it and are now off: {flows}."
+    ),
     "flow_unavailable": _("That flow or account is not available here."),
     "settings_saved": _("Settings saved."),
     "settings_invalid": _("Check the highlighted settings."),

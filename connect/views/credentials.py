@@ -288,9 +288,11 @@ def account_disconnect(request: HttpRequest, credential_id) -> HttpResponse:
     app = credential.app
     name = credential.display_name
     result = credential_disconnect(session=request.connect_session, credential=credential)
-    text = say("disconnected", account=name, app=app.name)
     if result.switched_off:
-        text += say("switched_off_with", flows=", ".join(result.switched_off))
+        flows = ", ".join(result.switched_off)
+        text = say("disconnected_flows_off", account=name, app=app.name, flows=flows)
+    else:
+        text = say("disconnected", account=name, app=app.name)
     return render_app_panel(
         request, app, prompt_=prompt("success", text), events=[removal_event(result.event_data)]
     )

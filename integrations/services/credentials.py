@@ -56,8 +56,14 @@ from integrations.services.secrets import (
 MAX_FIELD_LENGTH = 4096
 
 
-def credential_fields_clean(*, app: App, fields: dict[str, Any]) -> dict[str, str]:
-    """Validate an API-key or basic form against the app's fields; errors name each field."""
+def credential_fields_clean(
+    *, app: App, fields: dict[str, Any], with_help: bool = False
+) -> dict[str, str]:
+    """Validate an API-key or basic form against the app's fields; errors name each field.
+
+    A form shows each field's help beside it, so its errors do not repeat it; a caller with no
+    form (the API) asks ``with_help`` to have the help follow a format error.
+    """
     if app.is_oauth2:
         raise ValidationError(
             f"{app.name} connects through OAuth2: open the connect modal to sign in instead.",
@@ -82,8 +88,8 @@ def credential_fields_clean(*, app: App, fields: dict[str, Any]) -> dict[str, st
         elif len(value) > MAX_FIELD_LENGTH:
             errors[name] = f"{label} is too long (at most {MAX_FIELD_LENGTH} characters)."
         elif spec.get("pattern") and not re.fullmatch(spec["pattern"], value):
-            errors[name] = f"This does not look like a {label}." + (
-                f" {spec['help']}" if spec.get("help") else ""
+            errors[name] = f"{label} is not in the expected format." + (
+                f" {spec['help']}" if with_help and spec.get("help") else ""
             )
         else:
             clean[name] = value

@@ -199,7 +199,7 @@ def test_disconnect_asks_first_then_removes_and_switches_off_its_flows(
 
     body = done.content.decode()
     assert "Disconnected alice@sandbox.test from Sandbox (API key)." in body
-    assert "Switched off because they used it: Key report." in body
+    assert "These flows used it and are now off: Key report." in body
     assert not Credential.objects.filter(pk=alice.pk).exists()
     installation = Installation.objects.get(flow=single_app_flow)
     assert not installation.enabled

@@ -223,7 +223,7 @@ def test_fields_are_validated_on_the_server_with_errors_next_to_each_field(clien
 
     assert response.status_code == 422
     body = response.content.decode()
-    assert "This does not look like a API key" in body
+    assert "API key is not in the expected format." in body
     assert 'aria-invalid="true"' in body
     assert 'id="connect-sandbox-apikey-api_key_error"' in body
     assert not Credential.objects.exists()
@@ -342,7 +342,7 @@ def test_without_allow_multiple_a_second_account_is_refused(client, world, hx):
     )
 
     assert response.status_code == 422
-    assert "You already connected a Sandbox (API key) account" in response.content.decode()
+    assert "Your Sandbox (API key) account" in response.content.decode()
     assert Credential.objects.filter(end_user=world.end_user).count() == 1
 
 

@@ -64,7 +64,7 @@ def test_a_new_user_sees_only_the_right_apps_and_connects_api_keys(page, world, 
     page.get_by_role("link", name="Sandbox (API key)").click()
     expect(page.get_by_role("heading", name="Sandbox (API key)", level=1)).to_be_visible()
     connect_key(page, "not-a-key")
-    expect(page.locator(".errorlist")).to_contain_text("This does not look like a API key")
+    expect(page.locator(".errorlist")).to_contain_text("API key is not in the expected format.")
     expect(page.get_by_role("textbox", name="API key", exact=True)).to_be_focused()
 
     connect_key(page, world.api_key("alice@sandbox.test"), name="Work")
@@ -205,7 +205,7 @@ def test_reconnecting_keeps_the_installation_settings_and_disconnecting_switches
     expect(page.locator(".portal-confirm")).to_contain_text("Key report")
     page.get_by_role("button", name="Disconnect").click()
     expect(page.locator("#portal-prompt")).to_contain_text(
-        "Switched off because they used it: Key report."
+        "These flows used it and are now off: Key report."
     )
     assert not Credential.objects.exists()
     installation.refresh_from_db()

@@ -601,7 +601,7 @@ def test_fields_clean_strips_the_values_and_names_each_bad_field(db):
         credential_fields_clean(app=app, fields={"api_key": "pk_nope", "team": "x"})
 
     assert refused.value.message_dict == {
-        "api_key": ["This does not look like a API key."],
+        "api_key": ["API key is not in the expected format."],
         "team": [f"{app.name} has no field 'team'."],
     }
 
