@@ -7,6 +7,12 @@ connects, before anything is sent: only globally routable addresses pass. Checki
 socket, not a DNS answer, means a name that resolves differently on a second lookup (DNS
 rebinding) cannot slip through.
 
+Connections are pooled: each thread keeps one ``requests.Session`` per guard policy, so calls to
+the same upstream reuse a kept-alive connection instead of opening a TCP (and TLS) connection
+each time. A session holds no tenant state: auth is passed with each request and never set on
+the session, cookies are refused (one tenant's upstream cannot set a cookie another tenant's
+call would send), and the guard runs on every new connection the pool opens.
+
 ``PORTAL_ALLOW_PRIVATE_NETWORK`` turns the guard off: the demo and the tests need it, since their
 providers (the sandbox, local test servers) run on this machine. A deployment that sends
 outbound traffic through an egress proxy checks destinations there instead.
@@ -16,6 +22,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import requests
@@ -66,7 +74,21 @@ class _GuardedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
 
-class PublicOnlyAdapter(HTTPAdapter):
+# Host pools kept per session (least recently used dropped first), and idle connections per host.
+POOLED_HOSTS = 100
+POOLED_CONNECTIONS_PER_HOST = 10
+
+
+class PooledAdapter(HTTPAdapter):
+    """A transport keeping connections alive per host; it retries nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            pool_connections=POOLED_HOSTS, pool_maxsize=POOLED_CONNECTIONS_PER_HOST, max_retries=0
+        )
+
+
+class PublicOnlyAdapter(PooledAdapter):
     """A transport whose connections refuse non-public peers."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -90,14 +112,33 @@ def destination_refused(exc: BaseException | None) -> str:
     return ""
 
 
+_sessions = threading.local()
+
+
+def _new_session(*, guarded: bool) -> requests.Session:
+    session = requests.Session()
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    adapter = PublicOnlyAdapter() if guarded else PooledAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def outbound_session() -> requests.Session:
+    """This thread's pooled session for the current guard policy (see the module docstring)."""
+    guarded = not conf.ALLOW_PRIVATE_NETWORK
+    name = "guarded" if guarded else "open"
+    session = getattr(_sessions, name, None)
+    if session is None:
+        session = _new_session(guarded=guarded)
+        setattr(_sessions, name, session)
+    return session
+
+
 def outbound_request(method: str, url: str, **kwargs: Any) -> requests.Response:
     """``requests.request`` for calls made on a tenant's behalf (timeouts stay the caller's).
 
-    A fresh session per call: no connection is shared between tenants.
+    Auth, headers and parameters are the caller's, for this request only; the connection comes
+    from this thread's pool.
     """
-    session = requests.Session()
-    if not conf.ALLOW_PRIVATE_NETWORK:
-        adapter = PublicOnlyAdapter()
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-    return session.request(method, url, **kwargs)
+    return outbound_session().request(method, url, **kwargs)

@@ -7,9 +7,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
+from uuid import UUID
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, F, Prefetch, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -70,6 +71,36 @@ def credential_get(*, tenant: Tenant, credential_id) -> Credential | None:
         .filter(tenant=tenant, pk=credential_id)
         .first()
     )
+
+
+def credential_get_for_app(*, tenant: Tenant, app_slug: str, credential_id) -> Credential | None:
+    """The tenant's credential when it is an account of the app the tenant means by ``app_slug``.
+
+    One query (the proxy's hot path): the credential with its app and end user, and whether a
+    tenant's own app shadows the catalog app of the same slug (then the slug means the
+    tenant's app, as in ``app_get_for_tenant``). None when any of it does not hold.
+    """
+    try:
+        credential_id = UUID(str(credential_id))
+    except ValueError:
+        return None
+    own_app = App.objects.filter(tenant=tenant, slug=app_slug, is_enabled=True)
+    credential = (
+        Credential.objects.select_related("app", "end_user")
+        .filter(
+            Q(app__tenant__isnull=True) | Q(app__tenant=tenant),
+            tenant=tenant,
+            pk=credential_id,
+            app__slug=app_slug,
+            app__is_enabled=True,
+        )
+        .annotate(shadowed=Exists(own_app.exclude(pk=OuterRef("app_id"))))
+        .first()
+    )
+    if credential is None or credential.shadowed:
+        return None
+    credential.tenant = tenant
+    return credential
 
 
 def credential_list(

@@ -6,11 +6,13 @@ What it guarantees (Nango's proxy, Paragon's ``request``):
   followed only while it stays under the base URL; one that leaves it is refused;
 - the caller's own credentials (Authorization, Cookie, ``X-Portal-*``), hop-by-hop headers and
   forwarding headers are dropped; the account's auth is applied by ``auth_apply``, the one way
-  a credential is applied, after ``credential_secret_for_use`` refreshed it when due;
+  a credential is applied, after ``credential_secret_for_call`` refreshed it when due;
 - every call has timeouts and a response size cap; the upstream's status, body and safe headers
   come back;
-- the use of the secret and the call's result are in the audit log, by credential, never the
-  secret itself.
+- the use of the secret and the call's result are one entry in the audit log, by credential,
+  never the secret itself;
+- the upstream connection comes from the pooled transport of ``core.http`` (kept alive per
+  host, SSRF-checked on each new connection, no auth or cookies kept between calls).
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ from urllib3.exceptions import ReadTimeoutError
 
 from accounts.models import Tenant
 from accounts.selectors import end_user_get
-from accounts.services.audit import Actor, audit_record
+from accounts.services.audit import Actor
 from core.errors import DomainError, Invalid, NotFound
 from core.http import destination_refused, outbound_request
 from integrations.models import App, Credential
-from integrations.selectors import app_get_for_tenant, credential_get
+from integrations.selectors import app_get_for_tenant, credential_get, credential_get_for_app
 from integrations.services.auth import AppliedAuth, TemplateValueMissing, auth_apply
-from integrations.services.refresh import credential_secret_for_use
+from integrations.services.refresh import credential_secret_for_call
 from integrations.services.secrets import Purpose
 
 HOP_BY_HOP_HEADERS = frozenset(
@@ -345,6 +347,84 @@ def _send(
     )
 
 
+@dataclass(frozen=True)
+class UpstreamAnswer:
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+    redirects: int
+
+
+def upstream_call(
+    *, app: App, applied: AppliedAuth, call: ProxyCall, limits: ProxyLimits
+) -> UpstreamAnswer:
+    """Send ``call`` under the app's API base URL with ``applied`` auth; writes nothing.
+
+    The one way a request goes to an app's API for a caller (the proxy; workflow steps): the
+    path may not leave the base URL, the caller's credentials and hop-by-hop headers are
+    dropped, redirects are followed only under the base URL, the answer is size-capped, and
+    the connection comes from the pooled, SSRF-guarded transport (``core.http``). Raises
+    ``ProxyRefused``, ``UpstreamFailed`` or ``UpstreamTimeout``, each with its ``code``.
+    """
+    forwarded_path = proxy_path_clean(call.path)
+    base_url = applied.base_url.rstrip("/")
+    url = f"{base_url}/{forwarded_path}"
+    if not url_within_base(url, base_url):
+        raise ProxyRefused(
+            "The proxy path leaves the app's API base URL.", code="invalid_proxy_path"
+        )
+    query = [(k, v) for k, v in call.query if k not in applied.params]
+    if query or applied.params:
+        url = f"{url}?{urlencode([*query, *applied.params.items()])}"
+    try:
+        response, body, redirects = _send(
+            app=app, call=call, url=url, applied=applied, limits=limits
+        )
+    except requests.Timeout as exc:
+        raise UpstreamTimeout(
+            f"{app.name} did not answer within {limits.read_timeout:g} seconds.",
+            code="upstream_timeout",
+        ) from exc
+    except requests.RequestException as exc:
+        if refused := destination_refused(exc):
+            raise UpstreamFailed(
+                f"{app.name}'s API base URL is not allowed: {refused}",
+                code="destination_not_allowed",
+            ) from exc
+        raise UpstreamFailed(
+            f"{app.name} could not be reached ({type(exc).__name__}).",
+            code="upstream_unreachable",
+        ) from exc
+    return UpstreamAnswer(
+        status_code=response.status_code,
+        headers=_returned_headers(response),
+        body=body,
+        redirects=redirects,
+    )
+
+
+def proxy_credential_for_call(
+    *, tenant: Tenant, app_slug: str, credential_id: str | None, user_external_id: str | None
+) -> tuple[App, Credential]:
+    """The app and the account a call uses; one query when the credential is named and fits."""
+    if credential_id:
+        credential = credential_get_for_app(
+            tenant=tenant, app_slug=app_slug, credential_id=credential_id
+        )
+        if credential is not None and (
+            user_external_id is None or credential.end_user.external_id == user_external_id
+        ):
+            return credential.app, credential
+    # The other cases, and every refusal with its precise reason, take the longer way.
+    app = app_get_for_tenant(tenant=tenant, slug=app_slug)
+    if app is None:
+        raise NotFound(f"No app “{app_slug}”.", code="app_not_found")
+    credential = proxy_credential_choose(
+        tenant=tenant, app=app, credential_id=credential_id, user_external_id=user_external_id
+    )
+    return app, credential
+
+
 def proxy_forward(
     *,
     tenant: Tenant,
@@ -355,14 +435,18 @@ def proxy_forward(
     actor: Actor,
     limits: ProxyLimits | None = None,
 ) -> ProxyResult:
-    """Send ``call`` to the app's API as the chosen account and return the upstream's answer."""
+    """Send ``call`` to the app's API as the chosen account and return the upstream's answer.
+
+    One audit entry per call (``credential.use.proxy``, with the call's method, path, status or
+    error, and duration), written after the response.
+    """
     limits = limits or ProxyLimits()
-    forwarded_path = proxy_path_clean(call.path)
-    app = app_get_for_tenant(tenant=tenant, slug=app_slug)
-    if app is None:
-        raise NotFound(f"No app “{app_slug}”.", code="app_not_found")
-    credential = proxy_credential_choose(
-        tenant=tenant, app=app, credential_id=credential_id, user_external_id=user_external_id
+    proxy_path_clean(call.path)  # a bad path is refused before anything is looked up
+    app, credential = proxy_credential_for_call(
+        tenant=tenant,
+        app_slug=app_slug,
+        credential_id=credential_id,
+        user_external_id=user_external_id,
     )
     if credential.status not in Credential.USABLE_STATUSES:
         raise Invalid(
@@ -370,7 +454,7 @@ def proxy_forward(
             f"{credential.get_status_display().lower()}: the user must connect it again.",
             code="credential_unusable",
         )
-    credential, secret = credential_secret_for_use(
+    credential, use = credential_secret_for_call(
         credential=credential, actor=actor, purpose=Purpose.PROXY
     )
     if credential.status not in Credential.USABLE_STATUSES:
@@ -379,82 +463,36 @@ def proxy_forward(
             "refreshed: the user must connect it again.",
             code="credential_expired",
         )
-    try:
-        applied = auth_apply(app=app, secret=secret)
-    except TemplateValueMissing as exc:
-        raise Invalid(
-            f"The {app.name} account cannot be used: {exc}", code="credential_unusable"
-        ) from exc
-    base_url = applied.base_url.rstrip("/")
-    url = f"{base_url}/{forwarded_path}"
-    if not url_within_base(url, base_url):
-        raise ProxyRefused(
-            "The proxy path leaves the app's API base URL.", code="invalid_proxy_path"
-        )
-    query = [(k, v) for k, v in call.query if k not in applied.params]
-    if query or applied.params:
-        url = f"{url}?{urlencode([*query, *applied.params.items()])}"
-
     started = time.monotonic()
-    detail = {"method": call.method.upper(), "path": "/" + call.path[:500]}
+    detail: dict = {"method": call.method.upper(), "path": "/" + call.path[:500]}
+    answer: UpstreamAnswer | None = None
+    error = "credential_unusable"
     try:
-        response, body, redirects = _send(
-            app=app, call=call, url=url, applied=applied, limits=limits
-        )
-    except requests.Timeout as exc:
-        _audit(credential, actor, detail, started, error="upstream_timeout")
-        raise UpstreamTimeout(
-            f"{app.name} did not answer within {limits.read_timeout:g} seconds.",
-            code="upstream_timeout",
-        ) from exc
-    except requests.RequestException as exc:
-        if refused := destination_refused(exc):
-            _audit(credential, actor, detail, started, error="destination_not_allowed")
-            raise UpstreamFailed(
-                f"{app.name}'s API base URL is not allowed: {refused}",
-                code="destination_not_allowed",
+        try:
+            applied = auth_apply(app=app, secret=use.secret)
+        except TemplateValueMissing as exc:
+            raise Invalid(
+                f"The {app.name} account cannot be used: {exc}", code="credential_unusable"
             ) from exc
-        _audit(credential, actor, detail, started, error="upstream_unreachable")
-        raise UpstreamFailed(
-            f"{app.name} could not be reached ({type(exc).__name__}).",
-            code="upstream_unreachable",
-        ) from exc
-    except UpstreamFailed as exc:
-        _audit(credential, actor, detail, started, error=exc.code)
+        answer = upstream_call(app=app, applied=applied, call=call, limits=limits)
+    except DomainError as exc:
+        error = exc.code
         raise
-    _audit(
-        credential, actor, detail, started, status_code=response.status_code, redirects=redirects
-    )
+    finally:
+        ok = answer is not None and answer.status_code < 400
+        use.record(
+            outcome="success" if ok else "failure",
+            detail={
+                **detail,
+                "status_code": answer.status_code if answer else None,
+                "error": "" if answer else error,
+                "redirects": answer.redirects if answer else 0,
+                "duration_ms": round((time.monotonic() - started) * 1000),
+            },
+        )
     return ProxyResult(
-        status_code=response.status_code,
-        headers=_returned_headers(response),
-        body=body,
+        status_code=answer.status_code,
+        headers=answer.headers,
+        body=answer.body,
         credential=credential,
-    )
-
-
-def _audit(
-    credential: Credential,
-    actor: Actor,
-    detail: dict,
-    started: float,
-    *,
-    status_code: int | None = None,
-    error: str = "",
-    redirects: int = 0,
-) -> None:
-    ok = status_code is not None and status_code < 400
-    audit_record(
-        tenant=credential.tenant,
-        actor=actor,
-        action="proxy.request",
-        credential=credential,
-        outcome="success" if ok else "failure",
-        detail={
-            **detail,
-            "status_code": status_code,
-            "error": error,
-            "redirects": redirects,
-            "duration_ms": round((time.monotonic() - started) * 1000),
-        },
     )

@@ -27,7 +27,12 @@ from core.vault import VaultError
 from integrations.models import Credential
 from integrations.services.credentials import credential_mark_expired, credential_mark_refreshed
 from integrations.services.oauth import OAuthError, oauth_client_for, oauth_refresh
-from integrations.services.secrets import Purpose, credential_secret_open
+from integrations.services.secrets import (
+    Purpose,
+    SecretUse,
+    credential_secret_open,
+    credential_secret_use,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -152,3 +157,17 @@ def credential_secret_for_use(
         if outcome.credential is not None:
             credential = outcome.credential
     return credential, credential_secret_open(credential=credential, actor=actor, purpose=purpose)
+
+
+def credential_secret_for_call(
+    *, credential: Credential, actor: Actor, purpose: Purpose
+) -> tuple[Credential, SecretUse]:
+    """The credential's secret for one outbound call, refreshed first when due.
+
+    The use is audited once, with the call's result, when the caller records it.
+    """
+    if credential_refresh_due(credential):
+        outcome = credential_refresh(credential_id=credential.pk, actor=actor)
+        if outcome.credential is not None:
+            credential = outcome.credential
+    return credential, credential_secret_use(credential=credential, actor=actor, purpose=purpose)

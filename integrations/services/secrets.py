@@ -12,11 +12,12 @@ through this module, so this module cannot call it without an import circle.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from accounts.services.audit import Actor, audit_record
+from accounts.services.audit import Actor, audit_record, audit_record_after_response
 from core.vault import clear_secret, open_secret, seal_secret
 from integrations.models import App, Credential
 from integrations.services.oauth import TokenSet
@@ -90,3 +91,37 @@ def credential_secret_open(
         credential=credential,
     )
     return secret
+
+
+@dataclass(frozen=True)
+class SecretUse:
+    """A secret opened for one outbound call, whose audit entry also says how the call went.
+
+    The caller must ``record`` it once the call is done, whatever its result: one entry per
+    call, ``credential.use.<purpose>``, written after the response (``accounts.services.audit``).
+    """
+
+    credential: Credential
+    actor: Actor
+    purpose: Purpose
+    secret: dict[str, Any]
+
+    def record(self, *, outcome: str, detail: dict[str, Any]) -> None:
+        audit_record_after_response(
+            tenant_id=self.credential.tenant_id,
+            actor=self.actor,
+            action=f"credential.use.{self.purpose}",
+            credential_id=self.credential.pk,
+            outcome=outcome,
+            detail=detail,
+        )
+
+
+def credential_secret_use(*, credential: Credential, actor: Actor, purpose: Purpose) -> SecretUse:
+    """The credential's secret for one call; the caller records the use with the call's result.
+
+    Raises ``core.vault.VaultError`` when the secret cannot be read.
+    """
+    return SecretUse(
+        credential=credential, actor=actor, purpose=purpose, secret=open_secret(credential)
+    )

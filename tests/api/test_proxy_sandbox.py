@@ -124,7 +124,7 @@ def test_an_expired_oauth_token_is_refreshed_before_the_call_which_then_succeeds
         .values_list("action", flat=True)
     )
     assert actions.index("credential.refresh") < actions.index("credential.use.proxy")
-    assert actions[-1] == "proxy.request"
+    assert actions[-1] == "credential.use.proxy"
 
 
 def test_a_refresh_the_provider_refuses_expires_the_credential_and_the_call_is_not_made(
@@ -145,4 +145,6 @@ def test_a_refresh_the_provider_refuses_expires_the_credential_and_the_call_is_n
     assert response.json()["error"]["code"] == "credential_expired"
     credential.refresh_from_db()
     assert credential.status == Credential.Status.EXPIRED
-    assert not AuditLogEntry.objects.filter(credential=credential, action="proxy.request").exists()
+    assert not AuditLogEntry.objects.filter(
+        credential=credential, action="credential.use.proxy"
+    ).exists()
