@@ -15,8 +15,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.signals import request_finished, request_started
 from django.db import connection, transaction
 from django.db.models import Model
+from django.dispatch import receiver
 
 from accounts.models import AuditLogEntry, Tenant
 
@@ -102,10 +104,12 @@ def audit_record_after_response(
         pending.append(entry)
 
 
+@receiver(request_started, dispatch_uid="audit_request_started")
 def audit_request_started(**kwargs: Any) -> None:
     _after_response.set([])
 
 
+@receiver(request_finished, dispatch_uid="audit_request_finished")
 def audit_request_finished(**kwargs: Any) -> None:
     """Write the request's pending entries (connected to ``request_finished``)."""
     pending = _after_response.get()
