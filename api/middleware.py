@@ -49,6 +49,12 @@ class ApiErrorShapeMiddleware:
             or getattr(response, "portal_upstream", False)
         ):
             return response
+        if response.status_code >= 500:
+            # Raised outside the operation's handlers (authentication, throttling): Django's
+            # HTML page would break every client that parses the error shape.
+            return error_response(
+                500, "server_error", "Something went wrong on our side. Try again."
+            )
         if response.status_code == 404:
             return error_response(404, "not_found", f"No API endpoint at {request.path}.")
         if response.status_code == 405:

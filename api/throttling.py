@@ -4,6 +4,9 @@ A fixed window per key: the first request of a window creates its counter, each 
 one atomically (``cache.incr``), so concurrent workers share one count without a lock. Over the
 limit, the answer is 429 with ``Retry-After`` set to the seconds left in the window. The rate
 is ``PORTAL_API_RATE_LIMIT`` (default ``"1000/m"``), read on every request.
+
+With Redis unreachable the cache backend (``core.cache.FallbackRedisCache``) counts in the
+process instead, so the limit still holds per process and the request never fails for it.
 """
 
 from __future__ import annotations

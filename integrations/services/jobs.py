@@ -2,26 +2,42 @@
 
 No service imports ``integrations.tasks`` (only Celery does): services call the functions here,
 which look the task up by its registered name, so the import graph stays one-way. The task's
-own ``apply_async`` decides what a broker outage means (``PortalTask``: logged, and a beat sweep
-finds the row later), and eager mode (no broker configured) runs it in-process.
+own ``apply_async`` and ``job_send`` decide what a broker outage means (logged as a warning, never
+raised: a beat sweep finds the row once the broker is back), and eager mode (no broker
+configured) runs it in-process.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import random
 
 from celery import current_app
 from django.db import transaction
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
 
 VERIFY_CREDENTIAL = "integrations.tasks.verify_credential"
 REFRESH_CREDENTIAL = "integrations.tasks.refresh_credential"
 DELIVER_WEBHOOK = "integrations.tasks.deliver_webhook"
 
+logger = logging.getLogger(__name__)
 
-def job_send(name: str, *args: object) -> None:
-    """Queue the task ``name`` now (use ``job_enqueue`` inside a transaction)."""
-    current_app.tasks[name].delay(*args)
+# What a broker that is down or unreachable raises from a publish (kombu wraps most of them).
+BROKER_ERRORS = (KombuError, RedisError)
+
+
+def job_send(name: str, *args: object, **options: object) -> None:
+    """Queue the task ``name`` now (use ``job_enqueue`` inside a transaction).
+
+    Never raises for the broker: the change that asked for the job has committed, and the row
+    behind the job is found again by a sweep once the broker is back.
+    """
+    try:
+        current_app.tasks[name].apply_async(args, **options)
+    except BROKER_ERRORS as exc:
+        logger.warning("Could not queue %s%s (%s); the sweeps will pick it up.", name, args, exc)
 
 
 def job_enqueue(name: str, *args: object) -> None:
