@@ -64,7 +64,6 @@ class MembershipInline(admin.TabularInline):
 @admin.register(Tenant)
 class TenantAdmin(TenantScopedAdmin):
     form = TenantForm
-    tenant_path = "pk"
     list_display = ["name", "slug", "user_hash_enabled", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}

@@ -9,7 +9,6 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -60,7 +59,6 @@ class AppAdmin(TenantScopedAdmin):
     list_display = ["name", "slug", "auth_type", "tenant", "is_enabled"]
     list_filter = ["auth_type", "is_enabled", ("tenant", admin.EmptyFieldListFilter)]
     search_fields = ["name", "slug"]
-    shared_rows_q = Q(tenant__isnull=True)
     fieldsets = [
         (
             None,
@@ -282,7 +280,6 @@ class WebhookAttemptInline(ReadOnlyInlineMixin, admin.TabularInline):
 class WebhookDeliveryAdmin(ReadOnlyMixin, TenantScopedAdmin):
     """Deliveries with every attempt and the receiver's answers; "Redeliver" sends one again."""
 
-    tenant_path = "event__tenant"
     list_display = [
         "event",
         "endpoint",
