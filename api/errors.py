@@ -7,10 +7,12 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
+from core.db import database_error_note
 from core.errors import DomainError, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -118,6 +120,19 @@ def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(Http404)
     def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
         return error_response(404, "not_found", str(exc) or "Not found.")
+
+    @api.exception_handler(OperationalError)
+    @api.exception_handler(InterfaceError)
+    def database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+        # A lost connection: a safe request is retried once by core.db's middleware.
+        database_error_note(request, exc)
+        logger.warning("Database error on %s %s: %s", request.method, request.path, exc)
+        return error_response(
+            503,
+            "service_unavailable",
+            "The database is unavailable for a moment. Retry in a few seconds.",
+            Retry_After="2",
+        )
 
     @api.exception_handler(Exception)
     def server_error(request: HttpRequest, exc: Exception) -> HttpResponse:

@@ -72,6 +72,10 @@ class FallbackRedisCache(RedisCache):
         )
         self._retry_at = 0.0
 
+    def ping(self) -> bool:
+        """Ask Redis itself, never the fallback (readiness): raises when it is unreachable."""
+        return self._cache.get_client(write=True).ping()
+
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if time.monotonic() < self._retry_at:
             return self._locally(name, *args, **kwargs)

@@ -136,7 +136,9 @@ class PortalSettings:
         return float(self._get("REFRESH_RETRY_MAX_SECONDS", 300))
 
     # Sweeps: what is due is claimed in batches and leased, so the next sweep skips it while
-    # its task (and the task's retries) run.
+    # its job runs. A job renews its lease when it starts and before each retry; a job lost with
+    # its worker does not, so its row is queued again by the first sweep (every 30 s) after the
+    # lease: lease + 30 s + spread + the job itself, under two minutes with these defaults.
     @property
     def SWEEP_BATCH_SIZE(self) -> int:
         return int(self._get("SWEEP_BATCH_SIZE", 500))
@@ -147,21 +149,32 @@ class PortalSettings:
         return int(self._get("SWEEP_MAX_BATCHES", 20))
 
     @property
+    def SWEEP_SPREAD_SECONDS(self) -> float:
+        """A sweep's jobs start at random within this many seconds, not all at once."""
+        return float(self._get("SWEEP_SPREAD_SECONDS", 10))
+
+    @property
     def REFRESH_LEASE_SECONDS(self) -> float:
-        return float(self._get("REFRESH_LEASE_SECONDS", 600))
+        return float(self._get("REFRESH_LEASE_SECONDS", 45))
 
     @property
     def REVERIFY_LEASE_SECONDS(self) -> float:
-        return float(self._get("REVERIFY_LEASE_SECONDS", 3600))
+        return float(self._get("REVERIFY_LEASE_SECONDS", 45))
 
     @property
     def PENDING_AFTER_SECONDS(self) -> float:
         """A credential pending this long lost its verification (broker down, worker lost)."""
-        return float(self._get("PENDING_AFTER_SECONDS", 600))
+        return float(self._get("PENDING_AFTER_SECONDS", 45))
 
     @property
     def WEBHOOK_LEASE_SECONDS(self) -> float:
-        return float(self._get("WEBHOOK_LEASE_SECONDS", 300))
+        return float(self._get("WEBHOOK_LEASE_SECONDS", 45))
+
+    # Health.
+    @property
+    def HEALTH_SWEEP_MAX_AGE_SECONDS(self) -> float:
+        """Readiness fails when beat's last sweep is older than this (sweeps run every 30 s)."""
+        return float(self._get("HEALTH_SWEEP_MAX_AGE_SECONDS", 180))
 
     # Webhooks.
     @property

@@ -27,6 +27,9 @@ from integrations.services.jobs import (
 )
 from integrations.services.refresh import RefreshKind, credential_refresh
 from integrations.services.sweeps import (
+    refresh_lease_extend,
+    reverify_claim_take,
+    reverify_lease_extend,
     sweep_pending_credentials,
     sweep_refresh_due,
     sweep_reverify_due,
@@ -51,7 +54,9 @@ class PortalTask(Task):
             return None
 
 
-def _retry_later(task: Task, *, delay: float, max_retries: int | None) -> None:
+def _retry_later(
+    task: Task, *, delay: float, max_retries: int | None, args: tuple | None = None
+) -> None:
     """Retry ``task`` in ``delay`` seconds, or leave it to the sweeps (see the docstring)."""
     request = task.request
     if request.is_eager or request.called_directly:
@@ -61,7 +66,7 @@ def _retry_later(task: Task, *, delay: float, max_retries: int | None) -> None:
         return
     if delay > conf.TASK_MAX_COUNTDOWN_SECONDS:
         return
-    raise task.retry(countdown=delay)
+    raise task.retry(args=args, countdown=delay)
 
 
 @shared_task(
@@ -72,9 +77,18 @@ def _retry_later(task: Task, *, delay: float, max_retries: int | None) -> None:
     max_retries=None,
     ignore_result=True,
 )
-def verify_credential(self, credential_id: str) -> str:
+def verify_credential(self, credential_id: str, claim: str | None = None) -> str:
     """Verify one credential; a provider that is down, busy (429) or slow is retried with
-    backoff, honouring ``Retry-After``, and the credential's status never changes for it."""
+    backoff, honouring ``Retry-After``, and the credential's status never changes for it.
+
+    A job queued by the re-verification sweep carries the lease it was queued under
+    (``claim``): it takes the row's lease when it starts, or skips itself when it is stale,
+    and keeps the row leased while it waits for a retry (``integrations.services.sweeps``).
+    """
+    if claim is not None:
+        claim = reverify_claim_take(credential_id=credential_id, claim=claim)
+        if claim is None:
+            return VerifyKind.SKIPPED
     outcome = credential_verify(credential_id=credential_id)
     if outcome.kind == VerifyKind.UNAVAILABLE:
         backoff = backoff_seconds(
@@ -83,7 +97,11 @@ def verify_credential(self, credential_id: str) -> str:
             maximum=conf.VERIFY_RETRY_MAX_SECONDS,
         )
         delay = backoff if outcome.retry_after is None else outcome.retry_after
-        _retry_later(self, delay=delay, max_retries=conf.VERIFY_MAX_RETRIES)
+        if claim is not None:
+            claim = reverify_lease_extend(credential_id=credential_id, seconds=delay)
+        _retry_later(
+            self, delay=delay, max_retries=conf.VERIFY_MAX_RETRIES, args=(credential_id, claim)
+        )
     return outcome.kind
 
 
@@ -104,6 +122,7 @@ def refresh_credential(self, credential_id: str) -> str:
             base=conf.REFRESH_RETRY_BASE_SECONDS,
             maximum=conf.REFRESH_RETRY_MAX_SECONDS,
         )
+        refresh_lease_extend(credential_id=credential_id, seconds=delay)
         _retry_later(self, delay=delay, max_retries=conf.REFRESH_MAX_RETRIES)
     return outcome.kind
 

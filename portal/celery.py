@@ -20,16 +20,28 @@ def _every(seconds: int, task: str) -> dict:
     return {"task": task, "schedule": float(seconds), "options": {"expires": seconds}}
 
 
+# Every sweep runs every 30 s: with the leases of core.conf (45 s), work stranded by a
+# killed worker or a Redis outage is queued again within two minutes (integrations/services/
+# sweeps.py). A run that finds nothing due costs one index lookup.
+SWEEP_INTERVAL_SECONDS = 30
+
 app.conf.beat_schedule = {
     # OAuth2 tokens within their app's refresh buffer of expiry.
-    "refresh-due-credentials": _every(60, "integrations.tasks.sweep_refresh_due_credentials"),
+    "refresh-due-credentials": _every(
+        SWEEP_INTERVAL_SECONDS, "integrations.tasks.sweep_refresh_due_credentials"
+    ),
     # Webhook deliveries whose next attempt is due (first attempts whose job was lost, retries).
-    "deliver-due-webhooks": _every(30, "integrations.tasks.sweep_webhook_deliveries_due"),
-    # Long-lived credentials (API keys, tokens without expiry) due for re-verification.
-    "reverify-due-credentials": _every(300, "integrations.tasks.sweep_reverify_due_credentials"),
+    "deliver-due-webhooks": _every(
+        SWEEP_INTERVAL_SECONDS, "integrations.tasks.sweep_webhook_deliveries_due"
+    ),
+    # Long-lived credentials (API keys, tokens without expiry) due for re-verification, and
+    # re-verifications whose job was lost (their lease ended).
+    "reverify-due-credentials": _every(
+        SWEEP_INTERVAL_SECONDS, "integrations.tasks.sweep_reverify_due_credentials"
+    ),
     # Credentials left pending (their verification job was never queued, or was lost).
     "verify-stuck-pending-credentials": _every(
-        300, "integrations.tasks.sweep_pending_credentials_stuck"
+        SWEEP_INTERVAL_SECONDS, "integrations.tasks.sweep_pending_credentials_stuck"
     ),
     # The API's expired idempotency keys.
     "purge-idempotency-keys": _every(3600, "api.tasks.purge_idempotency_keys"),

@@ -4,16 +4,23 @@ Each ``*_due`` selector reads only rows that are due through a partial index who
 repeats (``credential_refresh_due``, ``credential_reverify_due``, ``credential_pending``,
 ``delivery_due``), ordered by the indexed column, so a sweep costs the same whatever the table
 size. Each ``sweep_*`` service claims a batch with ``SELECT … FOR UPDATE SKIP LOCKED`` (two
-beat runs never claim the same rows), leases it by moving its due time forward (so the next
-sweep leaves it alone while its job and the job's retries run; a lost job is picked up again
-when the lease ends), and queues the jobs by id once the claim commits.
+beat runs never claim the same rows), leases it by moving its due time forward, and queues the
+jobs by id once the claim commits, spread over a few seconds.
+
+Leases are short (45 s by default) and renewed by the job while it lives: when it starts
+and before each retry. A job lost with a killed worker, or never queued because Redis was
+down, renews nothing, so its row is due again a lease later and the next sweep (every 30 s)
+queues it: recovery within two minutes by default (``core.conf``: the ``*_LEASE_SECONDS``,
+``PENDING_AFTER_SECONDS`` and ``SWEEP_SPREAD_SECONDS`` settings). Re-verification jobs carry
+the lease they were queued under and skip themselves when a later sweep re-queued their row,
+so a backlog after an outage does not turn into duplicate calls to the providers.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,8 +28,10 @@ from typing import Any
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from core.conf import conf
+from core.health import beat_sweep_record
 from integrations.models import Credential, WebhookDelivery
 from integrations.services.jobs import (
     DELIVER_WEBHOOK,
@@ -85,10 +94,16 @@ def _sweep(
     due: QuerySet,
     fields: tuple[str, ...],
     lease: dict[str, Any],
-    enqueue: Callable[..., None],
+    task: str,
+    claim: bool = False,
 ) -> SweepResult:
+    """Claim due rows in batches, lease them, and queue one job per row, spread over
+    SWEEP_SPREAD_SECONDS. With ``claim``, each job also gets the lease it was queued under, so
+    that a job that starts after a later sweep re-queued its row knows it is stale."""
     queued = batches = 0
     batch_size = conf.SWEEP_BATCH_SIZE
+    (lease_value,) = lease.values()
+    extra = (lease_value.isoformat(),) if claim else ()
     for _ in range(conf.SWEEP_MAX_BATCHES):
         with transaction.atomic():
             rows = list(due.select_for_update(skip_locked=True).values_list(*fields)[:batch_size])
@@ -96,14 +111,25 @@ def _sweep(
                 break
             due.model.objects.filter(pk__in=[row[0] for row in rows]).update(**lease)
             for row in rows:
-                transaction.on_commit(functools.partial(enqueue, str(row[0]), *row[1:]))
+                transaction.on_commit(
+                    functools.partial(
+                        job_send, task, str(row[0]), *row[1:], *extra, countdown=_spread()
+                    )
+                )
         queued += len(rows)
         batches += 1
         if len(rows) < batch_size:
             break
     if queued:
         logger.info("Queued %d job(s) in %d batch(es).", queued, batches)
+    beat_sweep_record()
     return SweepResult(queued=queued, batches=batches)
+
+
+def _spread() -> float:
+    # After an outage a sweep finds everything due at once: its jobs start over a few seconds
+    # rather than all together against the same providers.
+    return round(random.uniform(0, conf.SWEEP_SPREAD_SECONDS), 3)  # noqa: S311
 
 
 def sweep_refresh_due(*, now: datetime | None = None) -> SweepResult:
@@ -112,7 +138,7 @@ def sweep_refresh_due(*, now: datetime | None = None) -> SweepResult:
         due=credentials_refresh_due(now=now),
         fields=("pk",),
         lease={"refresh_at": now + timedelta(seconds=conf.REFRESH_LEASE_SECONDS)},
-        enqueue=functools.partial(job_send, REFRESH_CREDENTIAL),
+        task=REFRESH_CREDENTIAL,
     )
 
 
@@ -122,7 +148,8 @@ def sweep_reverify_due(*, now: datetime | None = None) -> SweepResult:
         due=credentials_reverify_due(now=now),
         fields=("pk",),
         lease={"next_verification_at": now + timedelta(seconds=conf.REVERIFY_LEASE_SECONDS)},
-        enqueue=functools.partial(job_send, VERIFY_CREDENTIAL),
+        task=VERIFY_CREDENTIAL,
+        claim=True,
     )
 
 
@@ -132,7 +159,7 @@ def sweep_pending_credentials(*, now: datetime | None = None) -> SweepResult:
         due=credentials_pending_stuck(now=now),
         fields=("pk",),
         lease={"updated_at": now},
-        enqueue=functools.partial(job_send, VERIFY_CREDENTIAL),
+        task=VERIFY_CREDENTIAL,
     )
 
 
@@ -142,5 +169,40 @@ def sweep_webhook_deliveries(*, now: datetime | None = None) -> SweepResult:
         due=webhook_deliveries_due(now=now),
         fields=("pk", "attempt_count"),
         lease={"next_attempt_at": now + timedelta(seconds=conf.WEBHOOK_LEASE_SECONDS)},
-        enqueue=functools.partial(job_send, DELIVER_WEBHOOK),
+        task=DELIVER_WEBHOOK,
     )
+
+
+# Leases held by running jobs. A job renews its row's lease when it starts and when it waits
+# for a retry, so the sweep leaves the row alone while the job lives; a job lost with its
+# worker renews nothing, and its row is due again one lease after the job last renewed it.
+
+
+def reverify_claim_take(*, credential_id: object, claim: str) -> str | None:
+    """A re-verification job starts: it holds its row for REVERIFY_LEASE_SECONDS from now, if
+    the row still carries the lease the job was queued under. Returns the new lease (the job's
+    claim from now on), or None when the job is stale: a later sweep queued the row again (this
+    job waited longer than its lease), or the row was verified meanwhile."""
+    queued_under = parse_datetime(claim)
+    lease = timezone.now() + timedelta(seconds=conf.REVERIFY_LEASE_SECONDS)
+    taken = Credential.objects.filter(pk=credential_id, next_verification_at=queued_under).update(
+        next_verification_at=lease
+    )
+    return lease.isoformat() if taken else None
+
+
+def reverify_lease_extend(*, credential_id: object, seconds: float) -> str | None:
+    """The job retries in ``seconds``: its row stays leased until a lease after that."""
+    lease = timezone.now() + timedelta(seconds=seconds + conf.REVERIFY_LEASE_SECONDS)
+    extended = Credential.objects.filter(
+        pk=credential_id, status=Credential.Status.ACTIVE, next_verification_at__isnull=False
+    ).update(next_verification_at=lease)
+    return lease.isoformat() if extended else None
+
+
+def refresh_lease_extend(*, credential_id: object, seconds: float) -> None:
+    """A refresh job retries in ``seconds``: the refresh sweep leaves its row alone until then
+    (a duplicate refresh would be harmless, the refresh re-checks under its lock, but useless)."""
+    Credential.objects.filter(
+        pk=credential_id, status=Credential.Status.ACTIVE, refresh_at__isnull=False
+    ).update(refresh_at=timezone.now() + timedelta(seconds=seconds + conf.REFRESH_LEASE_SECONDS))

@@ -39,6 +39,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz/live and /healthz/ready, before host checks and the HTTPS redirect (core/health.py).
+    "core.health.HealthCheckMiddleware",
+    # A GET that lost its PostgreSQL connection mid-request is retried once (core/db.py).
+    "core.db.DatabaseRetryMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "portal.middleware.FrameAncestorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

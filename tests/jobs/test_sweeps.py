@@ -25,6 +25,7 @@ from integrations.tasks import deliver_webhook, refresh_credential, verify_crede
 from tests import factories
 
 MINUTE = timedelta(minutes=1)
+LEASE_NEARLY_OVER = timedelta(seconds=conf.REFRESH_LEASE_SECONDS - 1)
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_a_leased_row_is_left_alone_until_its_lease_ends_and_is_then_queued_agai
     sweep_refresh_due(now=now)
 
     with django_capture_on_commit_callbacks() as during_lease:
-        assert sweep_refresh_due(now=now + MINUTE).queued == 0
+        assert sweep_refresh_due(now=now + LEASE_NEARLY_OVER).queued == 0
     lease_over = now + timedelta(seconds=conf.REFRESH_LEASE_SECONDS + 1)
     with django_capture_on_commit_callbacks() as after_lease:
         assert sweep_refresh_due(now=lease_over).queued == 1
@@ -99,9 +100,11 @@ def test_the_reverify_sweep_queues_only_active_credentials_due_for_re_verificati
     with django_capture_on_commit_callbacks() as callbacks:
         sweep_reverify_due(now=now)
 
-    assert _queued(callbacks, verify_credential) == [(str(due.pk),)]
+    lease = now + timedelta(seconds=conf.REVERIFY_LEASE_SECONDS)
+    # Each job carries the lease it was queued under: it knows when a later sweep re-queued it.
+    assert _queued(callbacks, verify_credential) == [(str(due.pk), lease.isoformat())]
     due.refresh_from_db()
-    assert due.next_verification_at == now + timedelta(seconds=conf.REVERIFY_LEASE_SECONDS)
+    assert due.next_verification_at == lease
 
 
 def test_the_pending_sweep_queues_only_credentials_pending_longer_than_the_threshold(
@@ -113,7 +116,9 @@ def test_the_pending_sweep_queues_only_credentials_pending_longer_than_the_thres
     fresh = factories.make_credential(end_user=end_user, app=app, status="pending")
     factories.make_credential(end_user=end_user, app=app, status="active")
     Credential.objects.filter(pk=stuck.pk).update(updated_at=now - timedelta(minutes=30))
-    Credential.objects.filter(pk=fresh.pk).update(updated_at=now - MINUTE)
+    Credential.objects.filter(pk=fresh.pk).update(
+        updated_at=now - timedelta(seconds=conf.PENDING_AFTER_SECONDS - 5)
+    )
     Credential.objects.exclude(pk__in=[stuck.pk, fresh.pk]).update(
         updated_at=now - timedelta(hours=2)
     )
@@ -169,7 +174,7 @@ def test_a_sweep_claims_in_batches_and_leaves_the_rest_for_its_next_run(
     assert (first.queued, first.batches) == (4, 2)
     assert (second.queued, second.batches) == (1, 1)
     # The longest overdue go first.
-    assert _queued(second_run, verify_credential) == [(str(credentials[0].pk),)]
+    assert [args[0] for args in _queued(second_run, verify_credential)] == [str(credentials[0].pk)]
     assert len(first_run) == 4
 
 
