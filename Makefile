@@ -8,6 +8,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: demo test lint format install browser
 
+## Everything: what the portal runs on and the `dev` group (pytest, Playwright, schemathesis, ruff).
 install: $(VENV)/.installed
 
 $(UV):
@@ -16,10 +17,16 @@ $(UV):
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
+	touch $@ $(VENV)/.installed-runtime
+
+# Only what the portal runs on (no `dev` group); --inexact keeps the test tools of an earlier
+# `make install` instead of removing them.
+$(VENV)/.installed-runtime: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --no-dev --inexact --python $(PYTHON)
 	touch $@
 
 ## Run the demo on the embedded default (SQLite, in-process tasks) at http://127.0.0.1:$${PORT:-8000}/
-demo: install
+demo: $(VENV)/.installed-runtime
 	$(VENV)/bin/python manage.py demo
 
 ## Run the whole test suite (CI=true: PostgreSQL, Redis and the browser are required).

@@ -62,6 +62,9 @@ class PortalNinjaAPI(NinjaAPI):
             for operation in methods.values():
                 statuses = [401, 422, 429] + ([400] if "requestBody" in operation else [])
                 for status in statuses:
+                    # A route that lists the status has it under an int key: one key per status
+                    # (two would be a duplicate key in the JSON, which Swagger UI refuses).
+                    operation["responses"].pop(status, None)
                     operation["responses"].setdefault(
                         str(status),
                         {

@@ -21,4 +21,7 @@ urlpatterns = [
 ]
 
 if conf.SANDBOX_ENABLED:
-    urlpatterns.append(path("sandbox/", include("sandbox.urls")))
+    urlpatterns += [
+        path("sandbox/", include("sandbox.urls")),
+        path("", include("sandbox.demo_urls")),
+    ]

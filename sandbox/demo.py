@@ -253,6 +253,7 @@ def demo_summary(seed: DemoSeed) -> str:
             "",
             "Connect portal demo",
             "===================",
+            f"Start page:      {conf.BASE_URL}/  (links to everything below)",
             f"Admin:           {conf.BASE_URL}/admin/",
             f"  superuser      {seed.admin_email} / {seed.admin_password}",
             f"  tenant staff   {seed.staff_email} / {seed.admin_password}",

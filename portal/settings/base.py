@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "oauth2_provider",
+    # django-ninja's bundled Swagger UI: /api/v1/docs loads it from our static files, no CDN.
+    "ninja",
     "accounts",
     "integrations",
     "connect",
