@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from functools import wraps
 from urllib.parse import urlencode
 
+from csp.constants import SELF
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils.crypto import constant_time_compare
 
+from core.csp import csp_response_replace, csp_response_update
 from core.validators import normalise_origin, origin_of
 from integrations.selectors import SessionUnusable, connect_session_for_token
 from integrations.services.connect_sessions import connect_session_touch
@@ -70,9 +72,9 @@ def embed_for(request: HttpRequest) -> Embed:
     return Embed(origin=origin, hide_prompt=source.get("hide_prompt") == "1")
 
 
-def frame_ancestors(session) -> str:
-    origins = " ".join(session.tenant.allowed_origins)
-    return f"frame-ancestors 'self' {origins}".strip()
+def frame_ancestors(session) -> list[str]:
+    """Who may frame the modal: the portal itself and the tenant's allowed origins."""
+    return [SELF, *session.tenant.allowed_origins]
 
 
 def _refuse(request: HttpRequest, *, title: str, status: int) -> HttpResponse:
@@ -113,7 +115,9 @@ def connect_session_required(view: Callable[..., HttpResponse]) -> Callable[...,
         request.connect_token = token
         connect_session_touch(session=session, origin=_embedding_origin(request))
         response = view(request, *args, **kwargs)
-        response["Content-Security-Policy"] = frame_ancestors(session)
+        csp_response_replace(response, {"frame-ancestors": frame_ancestors(session)})
+        # A tenant's logo and favicon, and an app's icon, may be any https URL.
+        csp_response_update(response, {"img-src": ["https:"]})
         if embed_for(request).origin:
             # The SDK may have opened the modal as a popup of the tenant's page, which listens
             # to its events: our usual opener policy would cut it off (window.opener null).

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 from accounts.models import Tenant
 from accounts.services.tenants import tenant_user_hash
 from core.conf import conf
+from core.csp import csp_response_update
 from core.validators import origin_of
 from integrations.models import ConnectSession, Deployment
 from integrations.services.connect_sessions import connect_session_create
@@ -38,18 +39,26 @@ def host_example(request: HttpRequest) -> HttpResponse:
         deployment=deployment,
         source=ConnectSession.Source.DEMO,
     )
-    return render(
+    response = render(
         request,
         "sandbox/host_example.html",
         {
             "portal_base_url": conf.BASE_URL,
-            "tenant_id": str(tenant.pk),
             "user_id": end_user.external_id,
-            "user_hash": tenant_user_hash(tenant=tenant, user_id=end_user.external_id),
-            "deployment_id": str(deployment.pk) if deployment else "",
-            "session_url": session.url,
+            "sdk_config": {
+                "baseUrl": conf.BASE_URL,
+                "sessionUrl": session.url,
+                "tenantId": str(tenant.pk),
+                "userId": end_user.external_id,
+                "hash": tenant_user_hash(tenant=tenant, user_id=end_user.external_id),
+                "deploymentId": str(deployment.pk) if deployment else "",
+            },
             "same_origin": page_origin == portal_origin,
             "other_origin_url": conf.BASE_URL.replace("127.0.0.1", "localhost", 1) + request.path,
             "page_allowed": page_origin in tenant.allowed_origins,
         },
+    )
+    # As a tenant's product would: load the SDK from the portal and let it frame the modal.
+    return csp_response_update(
+        response, {"script-src": [portal_origin], "frame-src": [portal_origin]}
     )

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 
 from portal.settings.env import env_bool, env_int, env_list, env_str
 
@@ -46,7 +47,7 @@ MIDDLEWARE = [
     # A GET that lost its PostgreSQL connection mid-request is retried once (core/db.py).
     "core.db.DatabaseRetryMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "portal.middleware.FrameAncestorsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -188,7 +189,25 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
 }
 
-# Every page refuses to be framed; the modal sets its own frame-ancestors from the tenant.
+# Content-Security-Policy (django-csp) on every response: only our own origin's scripts, styles,
+# images and connections; no inline script and no eval anywhere. A page that needs an inline
+# <style> marks it with nonce="{{ request.csp_nonce }}". Every page refuses to be framed; the
+# modal replaces frame-ancestors with its tenant's allowed origins and lets https images in
+# (tenant logos, app icons), see connect/session.py; the demo's host page adds the portal's
+# origin (sandbox/host_example.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, NONCE],
+        # data: for the SVG icons of the admin's and the API docs' stylesheets and MFA QR codes.
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

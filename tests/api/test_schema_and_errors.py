@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 
@@ -51,6 +53,16 @@ def _operations(schema):
     for path, methods in schema["paths"].items():
         for method, operation in methods.items():
             yield method, path, operation
+
+
+def test_the_schema_names_each_response_status_once(client):
+    # Swagger UI refuses a schema whose JSON repeats a key ("duplicated mapping key").
+    def no_repeats(pairs):
+        keys = [key for key, _ in pairs]
+        assert len(keys) == len(set(keys)), keys
+        return dict(pairs)
+
+    json.loads(client.get("/api/v1/openapi.json").content, object_pairs_hook=no_repeats)
 
 
 def test_the_schema_is_served_without_a_key_and_lists_the_contracts_operations(schema):

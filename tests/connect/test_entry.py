@@ -12,6 +12,7 @@ from integrations.services.connect_sessions import connect_session_create, conne
 from sandbox.catalog import SANDBOX_API_KEY, SANDBOX_BASIC, SANDBOX_OAUTH
 from tests import factories
 from tests.connect.helpers import build_world
+from tests.policy import csp_directives
 
 
 @pytest.fixture
@@ -128,7 +129,9 @@ def test_an_htmx_request_whose_session_ended_reloads_the_page_to_show_why(client
 def test_the_modal_sets_frame_ancestors_from_the_tenants_origins_and_never_a_cookie(client, world):
     response = client.get(world.modal_url())
 
-    assert response["Content-Security-Policy"] == "frame-ancestors 'self' https://app.acme.test"
+    policy = csp_directives(response["Content-Security-Policy"])
+    assert policy["frame-ancestors"] == ["'self'", "https://app.acme.test"]
+    assert policy["default-src"] == ["'self'"] and policy["script-src"] == ["'self'"]
     assert "X-Frame-Options" not in response
     assert not response.cookies
 
