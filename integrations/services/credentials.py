@@ -47,6 +47,7 @@ from integrations.services.events import credential_event_data, event_emit
 from integrations.services.oauth import OAuthError, TokenSet, oauth_client_for, oauth_revoke
 from integrations.services.secrets import (
     Purpose,
+    SecretUse,
     credential_secret_clear,
     credential_secret_open,
     credential_secret_seal,
@@ -54,6 +55,16 @@ from integrations.services.secrets import (
 )
 
 MAX_FIELD_LENGTH = 4096
+# What a verification's result changes on the row (saved alone: the secret is not rewritten).
+VERIFICATION_FIELDS = [
+    "identity",
+    "status",
+    "last_verified_at",
+    "last_verification_error",
+    "verification_attempts",
+    "next_verification_at",
+    "updated_at",
+]
 
 
 def credential_fields_clean(
@@ -151,6 +162,7 @@ def _locked(credential: Credential) -> Credential:
     locked = (
         Credential.objects.select_for_update(of=("self",))
         .select_related("app", "end_user", "tenant")
+        .defer("tenant__secret_key_id", "tenant__secret_ciphertext")  # the tenant's, unneeded
         .filter(pk=credential.pk)
         .first()
     )
@@ -189,9 +201,16 @@ def _record(
     events: tuple[str, ...] = (),
     outcome: str = AuditLogEntry.Outcome.SUCCESS,
     detail: dict[str, Any] | None = None,
+    use: SecretUse | None = None,
     **event_extra: Any,
 ) -> None:
-    """The audit entry of a transition and its outbox events, in the caller's transaction."""
+    """The audit entry of a transition and its outbox events, in the caller's transaction.
+
+    ``use``, the opening of the secret whose check led to the transition, is recorded in the
+    same transaction, with the same outcome and detail.
+    """
+    if use is not None:
+        use.record(outcome=outcome, detail=detail or {})
     audit_record(
         tenant=credential.tenant,
         actor=actor,
@@ -239,7 +258,9 @@ def credential_create(
 
 
 @transaction.atomic
-def credential_mark_verified(*, credential: Credential, identity: str, actor: Actor) -> Credential:
+def credential_mark_verified(
+    *, credential: Credential, identity: str, actor: Actor, use: SecretUse | None = None
+) -> Credential:
     """The provider accepted the stored secret again: active, identity recorded.
 
     An identity already held by another of the user's credentials for the app (possible only
@@ -258,20 +279,26 @@ def credential_mark_verified(*, credential: Credential, identity: str, actor: Ac
     ):
         identity = ""
     _verified_now(credential, identity[:255], now=timezone.now())
-    credential.save()
+    credential.save(update_fields=VERIFICATION_FIELDS)
     _record(
         credential,
         actor=actor,
         action="credential.verify",
         detail={"result": "verified"},
         events=("credential.verified",),
+        use=use,
     )
     return credential
 
 
 @transaction.atomic
 def credential_mark_invalid(
-    *, credential: Credential, reason: str, actor: Actor, status_code: int | None = None
+    *,
+    credential: Credential,
+    reason: str,
+    actor: Actor,
+    status_code: int | None = None,
+    use: SecretUse | None = None,
 ) -> Credential:
     """The provider clearly refused the stored secret (401/403): invalid, with its reason."""
     credential = _still_live(_locked(credential))
@@ -279,7 +306,7 @@ def credential_mark_invalid(
     credential.last_verification_error = reason
     credential.last_verified_at = timezone.now()
     credential.next_verification_at = None
-    credential.save()
+    credential.save(update_fields=VERIFICATION_FIELDS)
     _record(
         credential,
         actor=actor,
@@ -288,13 +315,18 @@ def credential_mark_invalid(
         detail={"result": "rejected", "status_code": status_code},
         events=("credential.verification_failed",),
         reason=reason,
+        use=use,
     )
     return credential
 
 
 @transaction.atomic
 def credential_note_unavailable(
-    *, credential: Credential, actor: Actor, status_code: int | None = None
+    *,
+    credential: Credential,
+    actor: Actor,
+    status_code: int | None = None,
+    use: SecretUse | None = None,
 ) -> None:
     """The provider did not answer: the status stays; the attempt is counted and audited.
 
@@ -310,6 +342,7 @@ def credential_note_unavailable(
         action="credential.verify",
         outcome=AuditLogEntry.Outcome.FAILURE,
         detail={"result": "unavailable", "status_code": status_code},
+        use=use,
     )
 
 

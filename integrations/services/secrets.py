@@ -106,13 +106,15 @@ class SecretUse:
     purpose: Purpose
     secret: dict[str, Any]
 
-    def record(self, *, outcome: str, detail: dict[str, Any]) -> None:
+    def record(self, *, outcome: str, detail: dict[str, Any], deleted: bool = False) -> None:
+        """``deleted``: the credential was deleted meanwhile; the entry names it by id only."""
         audit_record_after_response(
             tenant_id=self.credential.tenant_id,
             actor=self.actor,
             action=f"credential.use.{self.purpose}",
-            credential_id=self.credential.pk,
+            credential_id=None if deleted else self.credential.pk,
             outcome=outcome,
+            target=str(self.credential.pk),
             detail=detail,
         )
 

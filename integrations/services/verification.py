@@ -50,7 +50,7 @@ from integrations.services.refresh import (
     credential_refresh,
     credential_refresh_due,
 )
-from integrations.services.secrets import Purpose, credential_secret_open
+from integrations.services.secrets import Purpose, credential_secret_use
 
 logger = logging.getLogger(__name__)
 
@@ -214,11 +214,8 @@ def verification_probe(*, app: App, secret: dict[str, Any]) -> ProbeResult:
 def credential_verify(*, credential_id, actor: Actor | None = None) -> VerificationOutcome:
     """Verify an existing credential now and record the result (see the module docstring)."""
     actor = actor or Actor.system()
-    credential = (
-        Credential.objects.select_related("app", "end_user", "tenant")
-        .filter(pk=credential_id)
-        .first()
-    )
+    # Its app only: the transition re-reads the row under its lock with what events name.
+    credential = Credential.objects.select_related("app").filter(pk=credential_id).first()
     if credential is None:
         return VerificationOutcome(VerifyKind.SKIPPED, None, "Gone.")
     if credential.status == Credential.Status.REVOKED or not credential.has_secret:
@@ -244,15 +241,16 @@ def credential_verify(*, credential_id, actor: Actor | None = None) -> Verificat
             return VerificationOutcome(VerifyKind.UNAVAILABLE, credential, refreshed.reason)
     try:
         # Refreshed above when due: open it as it is now, without asking the provider again.
-        secret = credential_secret_open(credential=credential, actor=actor, purpose=Purpose.VERIFY)
+        # The use is audited with the result, in the transaction that records it.
+        use = credential_secret_use(credential=credential, actor=actor, purpose=Purpose.VERIFY)
     except VaultError as exc:
         logger.error("Cannot open credential %s: %s", credential.pk, exc)
         return VerificationOutcome(VerifyKind.UNAVAILABLE, credential, str(exc))
-    probe = verification_probe(app=credential.app, secret=secret)
+    probe = verification_probe(app=credential.app, secret=use.secret)
     try:
         if probe.kind == ProbeKind.VERIFIED:
             credential = credential_mark_verified(
-                credential=credential, identity=probe.identity, actor=actor
+                credential=credential, identity=probe.identity, actor=actor, use=use
             )
             return VerificationOutcome(VerifyKind.VERIFIED, credential)
         if probe.kind == ProbeKind.REJECTED:
@@ -261,13 +259,19 @@ def credential_verify(*, credential_id, actor: Actor | None = None) -> Verificat
                 reason=probe.reason,
                 actor=actor,
                 status_code=probe.status_code,
+                use=use,
             )
             return VerificationOutcome(VerifyKind.REJECTED, credential, probe.reason)
         credential_note_unavailable(
-            credential=credential, actor=actor, status_code=probe.status_code
+            credential=credential, actor=actor, status_code=probe.status_code, use=use
         )
     except (NotFound, CredentialRevoked) as exc:
         # Deleted or revoked while the provider answered: its answer no longer counts.
+        use.record(
+            outcome="failure",
+            detail={"result": "skipped"},
+            deleted=isinstance(exc, NotFound),
+        )
         return VerificationOutcome(VerifyKind.SKIPPED, None, exc.message)
     return VerificationOutcome(
         VerifyKind.UNAVAILABLE, credential, probe.reason, retry_after=probe.retry_after
