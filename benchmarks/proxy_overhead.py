@@ -1,301 +1,134 @@
-"""The proxy's overhead: the same requests sent through /api/v1/proxy and straight upstream.
+"""The proxy against a minimal Django pass-through and against the upstream called directly.
 
-Starts a small local upstream (its own process), serves the project with gunicorn on a free
-local port (SQLite in a temporary directory unless --database-url is given), seeds a tenant,
-an API key, an app pointing at the upstream and a credential, then sends bounded batches of
-GET requests both ways with the same client concurrency and prints requests per second,
-latency percentiles and their ratios.
+    .venv/bin/python benchmarks/proxy_overhead.py [--rounds 5] [--seconds 5] [--connections 32]
 
-    .venv/bin/python benchmarks/proxy_overhead.py [--requests 400] [--concurrency 4]
-        [--workers 2] [--max-seconds 60] [--database-url postgres://...]
+Two local upstreams in their own process (``_upstream.py``): one answering at once, one after
+20 ms. For each, three sides alternate round by round under wrk:
 
-Every proxied call does what production does: authenticates the key, counts the rate limit,
-opens the credential from the vault, writes two audit rows and makes the upstream request.
+- ``direct``: wrk → upstream;
+- ``passthrough``: wrk → gunicorn → ``/bench/passthrough/…`` (pooled client, no key,
+  credential or audit work) → upstream;
+- ``proxy``: wrk → gunicorn → ``/api/v1/proxy/<app>/…`` with a tenant key and
+  ``X-Portal-Credential`` → upstream.
+
+Same gunicorn (production settings, PostgreSQL, Redis), same upstream, same connections.
+Prints medians with the spread of the rounds, queries per proxied call, and the goals of
+issue 11: proxy throughput ≥ 60 % of the pass-through's and p50 within 2 ms of it. Exits 1 when
+a goal is missed by more than the spread.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
-import os
-import shutil
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
-import textwrap
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-import requests
-
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-UPSTREAM_KEY = "bench_upstream_key_0123456789"
-PAYLOAD = json.dumps(
-    {"items": [{"id": n, "title": f"Item {n}", "done": n % 2 == 0} for n in range(10)]}
-).encode()
+import _bench
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _seed(upstreams: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """A tenant key and, per upstream, a credential of an app based there."""
+    from accounts.models import Tenant
+    from accounts.services.tenants import tenant_api_key_create, tenant_create
+    from integrations.models import App, Credential
+    from tests import factories
 
-
-class UpstreamHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; without this, Nagle + delayed ACK add ~40 ms.
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        if self.headers.get("X-API-Key") != UPSTREAM_KEY:
-            body, status = b'{"error": "unauthorized"}', 401
-        else:
-            body, status = PAYLOAD, 200
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-def serve_upstream(port: int) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", port), UpstreamHandler)
-    server.daemon_threads = True
-    server.serve_forever()
-
-
-def wait_for(url: str, *, timeout: float = 30.0, **kwargs) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=2, **kwargs)
-            return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up within {timeout:g} s")
-
-
-SETTINGS_MODULE = """
-from portal.settings.dev import *  # noqa
-
-DEBUG = False
-ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
-PORTAL_API_RATE_LIMIT = "100000000/m"
-LOGGING["root"]["level"] = "WARNING"
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Several gunicorn workers write audit rows at once: WAL and immediate transactions.
-    DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 30,
-    }
-"""
-
-SEED = """
-import json
-import django
-django.setup()
-from accounts.services.tenants import tenant_api_key_create, tenant_create
-from integrations.models import Credential
-from accounts.services.end_users import end_user_upsert
-from core.vault import seal_secret
-from integrations.models import App
-
-tenant = tenant_create(name="Bench tenant", slug="bench-{run}")
-app = App(
-    slug="bench-upstream", tenant=tenant, name="Bench upstream", auth_type="api_key",
-    fields=[{{"name": "api_key", "label": "API key", "secret": True}}],
-    auth_scheme={{"in": "header", "name": "X-API-Key", "template": "{{api_key}}"}},
-    api_base_url="{base_url}",
-    verification={{"path": "/items", "identity": ["id"]}},
-)
-app.full_clean()
-app.save()
-user = end_user_upsert(tenant=tenant, external_id="bench-user")
-credential = Credential(tenant=tenant, end_user=user, app=app, status="active")
-seal_secret(credential, {{"api_key": "{key}"}})
-credential.save()
-print(json.dumps({{
-    "api_key": tenant_api_key_create(tenant=tenant, name="bench").plaintext,
-    "credential_id": str(credential.pk),
-}}))
-"""
-
-
-@dataclass
-class Result:
-    name: str
-    latencies: list[float]
-    errors: int
-    elapsed: float
-
-    @property
-    def rps(self) -> float:
-        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
-
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies)
-        index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
-        return ordered[index] * 1000
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.latencies) * 1000
-
-
-def run_batch(
-    name: str, url: str, headers: dict, *, count: int, concurrency: int, max_seconds: float
-) -> Result:
-    local = threading.local()
-    deadline = time.monotonic() + max_seconds
-
-    def one(_: int) -> float | None:
-        if time.monotonic() > deadline:
-            return None
-        session = getattr(local, "session", None)
-        if session is None:
-            session = local.session = requests.Session()
-        started = time.perf_counter()
-        try:
-            response = session.get(url, headers=headers, timeout=30)
-            ok = response.status_code == 200 and response.content == PAYLOAD
-        except requests.RequestException:
-            ok = False
-        took = time.perf_counter() - started
-        return took if ok else -took
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        outcomes = [o for o in pool.map(one, range(count)) if o is not None]
-    elapsed = time.perf_counter() - started
-    return Result(
-        name=name,
-        latencies=[o for o in outcomes if o >= 0],
-        errors=sum(1 for o in outcomes if o < 0),
-        elapsed=elapsed,
-    )
-
-
-def report(direct: Result, proxied: Result, args: argparse.Namespace) -> None:
-    print()
-    print(
-        f"Proxy overhead: {args.requests} GET requests each way, concurrency {args.concurrency}, "
-        f"gunicorn {args.workers} sync worker(s), {'PostgreSQL' if args.database_url else 'SQLite'}"
-    )
-    print(
-        f"{'':<10}{'req/s':>10}{'mean ms':>10}{'p50 ms':>10}{'p90 ms':>10}"
-        f"{'p99 ms':>10}{'errors':>8}"
-    )
-    for result in (direct, proxied):
-        print(
-            f"{result.name:<10}{result.rps:>10.1f}{result.mean:>10.2f}"
-            f"{result.percentile(50):>10.2f}{result.percentile(90):>10.2f}"
-            f"{result.percentile(99):>10.2f}{result.errors:>8}"
+    Credential.objects.filter(tenant__slug="bench-proxy").delete()
+    App.objects.filter(tenant__slug="bench-proxy").delete()
+    Tenant.objects.filter(slug="bench-proxy").delete()
+    tenant = tenant_create(name="Bench proxy", slug="bench-proxy")
+    key = tenant_api_key_create(tenant=tenant, name="bench").plaintext
+    end_user = factories.make_end_user(tenant=tenant, external_id="bench-user")
+    credentials = {}
+    for name, url in upstreams.items():
+        app = factories.make_api_key_app(slug=f"bench-{name}", tenant=tenant, api_base_url=url)
+        credential = factories.make_credential(
+            end_user=end_user, app=app, secret={"api_key": "bench-key-0123456789"}
         )
-    print(
-        f"ratio     throughput proxy/direct {proxied.rps / direct.rps:.3f}; "
-        f"latency p50 proxy/direct {proxied.percentile(50) / direct.percentile(50):.1f}x; "
-        f"added p50 {proxied.percentile(50) - direct.percentile(50):.2f} ms, "
-        f"p99 {proxied.percentile(99) - direct.percentile(99):.2f} ms"
-    )
+        credentials[name] = str(credential.pk)
+    return key, credentials
 
 
-def main() -> None:
+def _queries_per_call(key: str, app: str, credential_id: str) -> int:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    headers = {"Authorization": f"Bearer {key}", "X-Portal-Credential": credential_id}
+    client.get(f"/api/v1/proxy/{app}/warm", headers=headers)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(f"/api/v1/proxy/{app}/items", headers=headers)
+    assert response.status_code == 200, response.content
+    return len(captured.captured_queries)
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--warmup", type=int, default=40)
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="per batch")
-    parser.add_argument("--database-url", default="", help="default: SQLite in a temp dir")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="proxy-bench-"))
-    (workdir / "bench_settings.py").write_text(textwrap.dedent(SETTINGS_MODULE))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(workdir), str(ROOT)]),
-        "DJANGO_SETTINGS_MODULE": "bench_settings",
-        "PORTAL_VAR_DIR": str(workdir / "var"),
-        "DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}",
-        "DEBUG": "false",
-        "REDIS_URL": "",
-        "PORTAL_SANDBOX_ENABLED": "false",
-    }
-    upstream_port, portal_port = free_port(), free_port()
-    upstream_base = f"http://127.0.0.1:{upstream_port}/api"
-    upstream = multiprocessing.Process(target=serve_upstream, args=(upstream_port,), daemon=True)
-    gunicorn = None
-    try:
-        upstream.start()
-        wait_for(f"{upstream_base}/items")
-        subprocess.run(
-            [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
-        )
-        seeded = subprocess.run(
-            [
-                PYTHON,
-                "-c",
-                SEED.format(
-                    base_url=upstream_base, key=UPSTREAM_KEY, run=workdir.name[-8:].lower()
-                ),
-            ],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        seed = json.loads(seeded.stdout.strip().splitlines()[-1])
-        gunicorn = subprocess.Popen(
-            [
-                str(Path(PYTHON).with_name("gunicorn")),
-                "portal.wsgi",
-                "--bind",
-                f"127.0.0.1:{portal_port}",
-                "--workers",
-                str(args.workers),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        proxy_url = f"http://127.0.0.1:{portal_port}/api/v1/proxy/bench-upstream/items"
-        proxy_headers = {
-            "Authorization": f"Bearer {seed['api_key']}",
-            "X-Portal-Credential": seed["credential_id"],
-        }
-        direct_url, direct_headers = f"{upstream_base}/items", {"X-API-Key": UPSTREAM_KEY}
-        wait_for(proxy_url, headers=proxy_headers)
+    web = _bench.port(10)
+    upstream_ports = {"fast": (_bench.port(1), 0), "slow20ms": (_bench.port(2), 20)}
+    upstreams = {name: f"http://127.0.0.1:{p}" for name, (p, _) in upstream_ports.items()}
+    env = _bench.server_env(
+        f"http://127.0.0.1:{web}",
+        BENCH_UPSTREAMS=",".join(f"{name}={url}" for name, url in upstreams.items()),
+    )
+    _bench.django_in_process(env)
+    key, credentials = _seed(upstreams)
 
-        batch = {"concurrency": args.concurrency, "max_seconds": args.max_seconds}
-        run_batch("warmup", direct_url, direct_headers, count=args.warmup, **batch)
-        run_batch("warmup", proxy_url, proxy_headers, count=args.warmup, **batch)
-        direct = run_batch("direct", direct_url, direct_headers, count=args.requests, **batch)
-        proxied = run_batch("proxy", proxy_url, proxy_headers, count=args.requests, **batch)
-        if not direct.latencies or not proxied.latencies:
-            raise SystemExit(f"No successful requests (errors: {direct.errors}, {proxied.errors})")
-        report(direct, proxied, args)
+    servers = [
+        _bench.Process([_bench.PYTHON, "benchmarks/_upstream.py", str(p), str(delay)])
+        for p, delay in upstream_ports.values()
+    ]
+    server = _bench.gunicorn(env, web, workers=args.workers)
+    goals = _bench.Goals()
+    try:
+        _bench.wait_http(f"http://127.0.0.1:{web}/bench/bare")
+        print(f"Machine: {_bench.machine()}")
+        print(
+            f"gunicorn: {args.workers} sync workers; wrk: {args.connections} connections, "
+            f"{args.seconds:g} s per run, {args.rounds} rounds alternating\n"
+        )
+        for name, url in upstreams.items():
+            queries = _queries_per_call(key, f"bench-{name}", credentials[name])
+            load = dict(connections=args.connections, seconds=args.seconds)
+            sides = {
+                "direct": lambda url=url, load=load: _bench.wrk(f"{url}/items", **load),
+                "passthrough": lambda name=name, load=load: _bench.wrk(
+                    f"http://127.0.0.1:{web}/bench/passthrough/{name}/items", **load
+                ),
+                "proxy": lambda name=name, load=load: _bench.wrk(
+                    f"http://127.0.0.1:{web}/api/v1/proxy/bench-{name}/items",
+                    headers={
+                        "Authorization": f"Bearer {key}",
+                        "X-Portal-Credential": credentials[name],
+                    },
+                    **load,
+                ),
+            }
+            print(f"Upstream {name} ({url}):")
+            results = _bench.alternate(sides, rounds=args.rounds)
+            for side in results.values():
+                print(side.line())
+            share = _bench.ratio(results["proxy"].rps, results["passthrough"].rps)
+            added = _bench.difference(results["proxy"].p50, results["passthrough"].p50)
+            print(f"  proxy / passthrough throughput: {share}")
+            print(f"  proxy p50 - passthrough p50 (ms): {added}")
+            print(f"  queries per proxied call: {queries}\n")
+            goals.at_least(f"{name}: proxy throughput / passthrough", share, 0.60)
+            goals.at_most(f"{name}: proxy p50 added over passthrough (ms)", added, 2.0)
+            if any(side.errors for side in results.values()):
+                goals.missed.append(f"{name}: errors")
     finally:
-        if gunicorn is not None:
-            gunicorn.terminate()
-            gunicorn.wait(timeout=10)
-        upstream.terminate()
-        upstream.join(timeout=5)
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.stop()
+        for upstream in servers:
+            upstream.stop()
+    return goals.report()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
