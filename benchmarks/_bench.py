@@ -129,7 +129,7 @@ def django_in_process(env: dict[str, str]) -> None:
     call_command("migrate", verbosity=0)
 
 
-def wait_http(url: str, *, seconds: float = 90) -> None:
+def wait_http(url: str, *, seconds: float = 300) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -263,6 +263,9 @@ class Side:
     errors: int = 0
 
     def add(self, run: WrkRun) -> None:
+        if not run.rps:  # nothing answered within wrk's timeout: a failed run, not a figure
+            self.errors += 1
+            return
         self.rps.values.append(run.rps)
         self.p50.values.append(run.p50_ms)
         self.p99.values.append(run.p99_ms)
@@ -289,11 +292,11 @@ def alternate(sides: dict[str, callable], *, rounds: int) -> dict[str, Side]:
 
 def ratio(a: Figure, b: Figure) -> Figure:
     """The per-round ratio a/b (the rounds ran side by side, so their ratios pair up)."""
-    return Figure([x / y for x, y in zip(a.values, b.values, strict=True) if y])
+    return Figure([x / y for x, y in zip(a.values, b.values, strict=False) if y])
 
 
 def difference(a: Figure, b: Figure) -> Figure:
-    return Figure([x - y for x, y in zip(a.values, b.values, strict=True)])
+    return Figure([x - y for x, y in zip(a.values, b.values, strict=False)])
 
 
 class Goals:

@@ -11,8 +11,8 @@ UPDATE SKIP LOCKED … LIMIT, through ``integrations.services.sweeps``) and the 
 batch (selection plus lease), and prints the EXPLAIN ANALYZE plans, checking that each one
 reads its partial index and no table is scanned sequentially.
 
-Goal of issue 11: claiming a batch at one million credentials in under 20 ms (median; the
-spread printed is the 95th percentile). Exits 1 when a sweep does not read its index, or when
+Goal of issue 11: claiming a batch at one million credentials in under 20 ms (the median of
+the repeats, with their spread). Exits 1 when a sweep does not read its index, or when
 a claim at the largest size misses the goal by more than its spread.
 """
 
@@ -168,7 +168,7 @@ def _fill(n: int) -> None:
     )
 
 
-def _time(fn, repeat: int) -> tuple[float, float, int]:
+def _time(fn, repeat: int) -> tuple[float, float, int, list[float]]:
     from django.db import transaction
 
     durations, rows = [], 0
@@ -180,7 +180,7 @@ def _time(fn, repeat: int) -> tuple[float, float, int]:
             transaction.set_rollback(True)  # leave the data as it was for the next round
     durations.sort()
     p95 = durations[min(len(durations) - 1, int(len(durations) * 0.95))]
-    return statistics.median(durations), p95, rows
+    return statistics.median(durations), p95, rows, durations
 
 
 def _measure(n: int, repeat: int, goals: _bench.Goals | None) -> bool:
@@ -213,16 +213,14 @@ def _measure(n: int, repeat: int, goals: _bench.Goals | None) -> bool:
             return len(ids)
 
         total_due = due.count()
-        select_median, select_p95, _ = _time(select, repeat)
-        claim_median, claim_p95, _ = _time(claim, repeat)
+        select_median, select_p95, _, _ = _time(select, repeat)
+        claim_median, claim_p95, _, claims = _time(claim, repeat)
         print(
             f"  {name:<15}{total_due:>10,}{select_median:>15.2f} /{select_p95:>7.2f}"
             f"{claim_median:>16.2f} /{claim_p95:>7.2f}"
         )
         if goals is not None:
-            # The spread is the p95: missed only when the p95 is over the goal as well.
-            claimed = _bench.Figure([claim_median, claim_p95])
-            goals.at_most(f"{name}: claim of a batch at {n:,} (ms)", claimed, 20.0)
+            goals.at_most(f"{name}: claim of a batch at {n:,} (ms)", _bench.Figure(claims), 20.0)
         with transaction.atomic():
             plan = (
                 due.select_for_update(skip_locked=True)
