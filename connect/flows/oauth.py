@@ -22,6 +22,7 @@ from connect.flows.access import check_may_add, check_owned, end_user_actor
 from connect.messages import connection_sentence, say
 from core.conf import conf
 from core.errors import DomainError, Invalid, NotFound
+from core.redact import redact
 from core.tokens import hash_token
 from core.validators import origin_of
 from core.vault import VaultError, clear_secret, open_secret, seal_secret
@@ -245,9 +246,11 @@ def oauth_connect_callback(*, params: dict[str, str]) -> OAuthCallbackResult:
     if error:
         if error == "access_denied":
             return fail("access_denied", say("access_denied", app=app.name))
-        description = (params.get("error_description") or "")[:200]
-        detail = error[:64] + (f": {description}" if description else "")
-        return fail(error[:64], say("provider_error", app=app.name, error=detail))
+        # The provider's words, which may quote what it was sent: never kept with a token in them.
+        error = redact(error)[:64]
+        description = redact(params.get("error_description") or "")[:200]
+        detail = error + (f": {description}" if description else "")
+        return fail(error, say("provider_error", app=app.name, error=detail))
     code = params.get("code")
     if not code or "code_verifier" not in sealed:
         return fail("invalid_response", say("invalid_response", app=app.name))

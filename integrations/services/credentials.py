@@ -41,6 +41,7 @@ from accounts.models import AuditLogEntry, EndUser
 from accounts.services.audit import Actor, audit_record
 from core.conf import conf
 from core.errors import Conflict, Invalid, NotFound
+from core.redact import redact
 from core.vault import VaultError
 from integrations.models import MAX_LABEL_LENGTH, App, Credential, Installation
 from integrations.services.events import credential_event_data, event_emit
@@ -300,7 +301,11 @@ def credential_mark_invalid(
     status_code: int | None = None,
     use: SecretUse | None = None,
 ) -> Credential:
-    """The provider clearly refused the stored secret (401/403): invalid, with its reason."""
+    """The provider clearly refused the stored secret (401/403): invalid, with its reason.
+
+    ``reason`` comes redacted of the secret (``verification_probe``); token-looking strings are
+    removed here again, as it is stored, audited and sent."""
+    reason = redact(reason)
     credential = _still_live(_locked(credential))
     credential.status = Credential.Status.INVALID
     credential.last_verification_error = reason
@@ -366,6 +371,7 @@ def credential_mark_refreshed(
 
 def credential_mark_expired(*, credential: Credential, reason: str, actor: Actor) -> Credential:
     """The grant is gone (call under the row lock the refresh or verification holds)."""
+    reason = redact(reason)
     credential.status = Credential.Status.EXPIRED
     credential.last_verification_error = reason
     credential.refresh_at = None

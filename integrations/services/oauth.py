@@ -22,12 +22,15 @@ from django.utils import timezone
 from accounts.models import Tenant
 from core.conf import conf
 from core.http import outbound_request
+from core.redact import redact
 from integrations.models import App, TenantOAuthClient
 from integrations.services.oauth_clients import oauth_client_secret
 
 TOKEN_FIELDS = ("access_token", "refresh_token", "token_type", "id_token")
 # Read into the token set itself; as extras they would outlive the answer they came with.
 LIFETIME_FIELDS = ("expires_in", "scope")
+# What a token request sends that is secret (the rest: grant type, client id, redirect URI).
+SENT_SECRET_KEYS = ("code", "code_verifier", "refresh_token", "client_secret")
 
 
 class OAuthError(Exception):
@@ -139,8 +142,11 @@ def _token_request(client: OAuthClient, url: str, data: dict[str, str]) -> dict[
         )
     error = body.get("error") if isinstance(body, dict) else None
     if response.status_code >= 400 or error:
-        code = str(error or f"http_{response.status_code}")
+        # The provider's words may echo what it was sent (a refresh token, the client secret).
+        sent = [client.client_secret, *(data.get(key, "") for key in SENT_SECRET_KEYS)]
+        code = redact(str(error or f"http_{response.status_code}"), sent)[:64]
         description = body.get("error_description") if isinstance(body, dict) else ""
+        description = redact(str(description), sent)[:500] if description else ""
         raise OAuthError(
             f"{app.name} refused the request ({code}"
             + (f": {description}" if description else "")

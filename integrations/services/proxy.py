@@ -32,11 +32,12 @@ from accounts.selectors import end_user_get
 from accounts.services.audit import Actor
 from core.errors import DomainError, Invalid, NotFound
 from core.http import destination_refused, outbound_request
+from core.redact import redact_bytes
 from integrations.models import App, Credential
 from integrations.selectors import app_get_for_tenant, credential_get, credential_get_for_app
 from integrations.services.auth import AppliedAuth, TemplateValueMissing, auth_apply
 from integrations.services.refresh import credential_secret_for_call
-from integrations.services.secrets import Purpose
+from integrations.services.secrets import Purpose, secret_values
 
 HOP_BY_HOP_HEADERS = frozenset(
     {
@@ -490,9 +491,13 @@ def proxy_forward(
                 "duration_ms": round((time.monotonic() - started) * 1000),
             },
         )
+    body = answer.body
+    if answer.status_code >= 400:
+        # An upstream refusing a key often quotes it back: its error never carries the secret.
+        body = redact_bytes(body, secret_values(app=app, secret=use.secret))
     return ProxyResult(
         status_code=answer.status_code,
         headers=answer.headers,
-        body=answer.body,
+        body=body,
         credential=credential,
     )

@@ -23,6 +23,8 @@ from integrations.models import App, Credential
 from integrations.services.oauth import TokenSet
 
 HINT_MIN_LENGTH = 16
+# The token-response values that are secrets (``token_type`` and ``extras`` are not).
+OAUTH_SECRET_KEYS = ("access_token", "refresh_token", "id_token")
 
 
 class Purpose(StrEnum):
@@ -39,6 +41,16 @@ def secret_hint(*, app: App, secret: dict[str, Any]) -> str:
     names = app.secret_field_names if not app.is_oauth2 else []
     value = secret.get(names[0], "") if names else ""
     return f"…{value[-4:]}" if isinstance(value, str) and len(value) >= HINT_MIN_LENGTH else ""
+
+
+def secret_values(*, app: App, secret: dict[str, Any]) -> list[str]:
+    """The values of ``secret`` that no text may carry: what ``core.redact.redact`` removes from
+    a provider's answer. An app whose form marks no field secret has all its values treated so."""
+    if app.is_oauth2:
+        names: list[str] = list(OAUTH_SECRET_KEYS)
+    else:
+        names = app.secret_field_names or [name for name in secret if name != "extras"]
+    return [value for name in names if isinstance(value := secret.get(name), str) and value]
 
 
 def credential_secret_seal(*, credential: Credential, secret: dict[str, Any]) -> None:

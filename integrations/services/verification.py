@@ -18,7 +18,7 @@ One timing rule for every caller, written here once:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -33,6 +33,7 @@ from accounts.services.audit import Actor
 from core.conf import conf
 from core.errors import NotFound
 from core.http import outbound_request
+from core.redact import redact
 from core.vault import VaultError
 from integrations.models import App, Credential
 from integrations.services.auth import TemplateValueMissing, auth_apply
@@ -50,7 +51,7 @@ from integrations.services.refresh import (
     credential_refresh,
     credential_refresh_due,
 )
-from integrations.services.secrets import Purpose, credential_secret_use
+from integrations.services.secrets import Purpose, credential_secret_use, secret_values
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,19 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 def verification_probe(*, app: App, secret: dict[str, Any]) -> ProbeResult:
-    """Send the app's verification request with ``secret`` applied. Writes nothing."""
+    """Send the app's verification request with ``secret`` applied. Writes nothing.
+
+    What the provider said comes back redacted of the secret (a provider may echo the key it
+    refused), so no caller can store, log or show it.
+    """
+    result = _probe(app=app, secret=secret)
+    values = secret_values(app=app, secret=secret)
+    return replace(
+        result, reason=redact(result.reason, values), identity=redact(result.identity, values)
+    )
+
+
+def _probe(*, app: App, secret: dict[str, Any]) -> ProbeResult:
     spec = app.verification
     try:
         applied = auth_apply(app=app, secret=secret)

@@ -30,6 +30,7 @@ from standardwebhooks import Webhook
 
 from core.conf import conf
 from core.http import outbound_request
+from core.redact import redact
 from core.vault import VaultError
 from integrations.models import Event, WebhookAttempt, WebhookDelivery
 from integrations.services.jobs import backoff_seconds, webhook_delivery_enqueue
@@ -160,6 +161,8 @@ def webhook_delivery_attempt(*, delivery_id, attempt: int | None = None) -> Deli
             if secret:
                 body, headers = webhook_signed_request(event=delivery.event, secret=secret)
                 status_code, response_body, error = _post(endpoint.url, body, headers)
+                # A receiver's answer is stored and shown: it may quote a secret back.
+                response_body, error = redact(response_body, [secret]), redact(error, [secret])
         now = timezone.now()
         WebhookAttempt.objects.create(
             delivery=delivery,
