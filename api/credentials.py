@@ -15,7 +15,7 @@ from accounts.models import Tenant
 from api.auth import request_actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from api.pagination import PageParams, paginate
-from api.schemas import CredentialOut, CredentialStatus, errors
+from api.schemas import CredentialOut, CredentialStatus, Text, errors
 from api.services import (
     credential_create_from_api,
     credential_reconnect_from_api,
@@ -31,8 +31,8 @@ router = Router(tags=["credentials"])
 
 
 class CredentialFilters(PageParams):
-    user: str | None = Field(None, max_length=255, description="Only this user's (your id).")
-    app: str | None = Field(None, max_length=64, description="Only this app's (its slug).")
+    user: Text | None = Field(None, max_length=255, description="Only this user's (your id).")
+    app: Text | None = Field(None, max_length=64, description="Only this app's (its slug).")
     status: CredentialStatus | None = Field(None, description="Only credentials in this status.")
 
 
@@ -42,12 +42,12 @@ class CredentialPageOut(Schema):
 
 
 class CredentialIn(Schema):
-    user: str = Field(..., min_length=1, max_length=255, description="Your id for the user.")
-    app: str = Field(..., min_length=1, max_length=64, description="An API-key or basic app.")
+    user: Text = Field(..., min_length=1, max_length=255, description="Your id for the user.")
+    app: Text = Field(..., min_length=1, max_length=64, description="An API-key or basic app.")
     fields: dict[str, Any] = Field(
         ..., description="The app's form fields by name, as the connect modal asks for them."
     )
-    label: str = Field("", max_length=MAX_LABEL_LENGTH, description="A name for the account.")
+    label: Text = Field("", max_length=MAX_LABEL_LENGTH, description="A name for the account.")
 
     model_config = {
         "extra": "forbid",

@@ -18,7 +18,7 @@ from ninja import Field, Header, Query, Router, Schema, Status
 from accounts.models import EndUser, Tenant
 from api.auth import request_actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from api.schemas import errors
+from api.schemas import Text, errors
 from api.services import end_user_get_or_404
 from core.errors import Invalid, NotFound
 from integrations.models import Credential, Flow, Installation
@@ -78,7 +78,7 @@ class InstallationPatchIn(Schema):
     settings: dict[str, Any] | None = Field(
         None, description="Replaces the settings; validated against the flow's schema."
     )
-    enabled_workflows: list[str] | None = Field(
+    enabled_workflows: list[Text] | None = Field(
         None, max_length=200, description="The keys of the workflows that run; others stop."
     )
     enabled: bool | None = Field(
@@ -158,7 +158,7 @@ def _fresh(installation: Installation) -> Installation:
 
 
 def _the_installation(
-    request: HttpRequest, external_id: str, flow_id: UUID, credential_id: str | None
+    request: HttpRequest, external_id: Text, flow_id: UUID, credential_id: str | None
 ) -> Installation:
     end_user = end_user_get_or_404(tenant=request.tenant, external_id=external_id)
     flow = _flow_or_404(request.tenant, flow_id)
@@ -200,7 +200,7 @@ def _the_installation(
     openapi_extra={"parameters": [IDEMPOTENCY_PARAMETER]},
 )
 @idempotent
-def install(request: HttpRequest, external_id: str, payload: InstallIn):
+def install(request: HttpRequest, external_id: Text, payload: InstallIn):
     end_user = end_user_get_or_404(tenant=request.tenant, external_id=external_id)
     flow = _flow_or_404(request.tenant, payload.flow_id)
     credential = (
@@ -224,7 +224,9 @@ def install(request: HttpRequest, external_id: str, payload: InstallIn):
     response={200: list[InstallationOut], **errors(404, 422)},
     summary="List a user's installations",
 )
-def list_installations(request: HttpRequest, external_id: str, filters: Query[InstallationFilters]):
+def list_installations(
+    request: HttpRequest, external_id: Text, filters: Query[InstallationFilters]
+):
     end_user = end_user_get_or_404(tenant=request.tenant, external_id=external_id)
     flow = _flow_or_404(request.tenant, filters.flow_id) if filters.flow_id else None
     return list(installation_list_for_end_user(end_user=end_user, flow=flow))
@@ -241,7 +243,7 @@ def list_installations(request: HttpRequest, external_id: str, filters: Query[In
 )
 def get_installation(
     request: HttpRequest,
-    external_id: str,
+    external_id: Text,
     flow_id: UUID,
     credential_id: CredentialHeader = None,
 ):
@@ -260,7 +262,7 @@ def get_installation(
 )
 def update_installation(
     request: HttpRequest,
-    external_id: str,
+    external_id: Text,
     flow_id: UUID,
     payload: InstallationPatchIn,
     credential_id: CredentialHeader = None,
@@ -293,7 +295,7 @@ def update_installation(
 )
 def uninstall(
     request: HttpRequest,
-    external_id: str,
+    external_id: Text,
     flow_id: UUID,
     credential_id: CredentialHeader = None,
 ):

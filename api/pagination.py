@@ -15,6 +15,7 @@ from django.core import signing
 from django.db.models import Model, Q, QuerySet
 from ninja import Field, Schema
 
+from api.schemas import Text
 from core.errors import Invalid
 
 CURSOR_SALT = "api.v1.cursor"
@@ -25,7 +26,7 @@ T = TypeVar("T", bound=Model)
 
 
 class PageParams(Schema):
-    cursor: str | None = Field(
+    cursor: Text | None = Field(
         None, max_length=500, description="`next_cursor` of the previous page; omit for the first."
     )
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page.")

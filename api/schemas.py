@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
+from django.core.exceptions import ValidationError
 from ninja import Field, Schema
+from pydantic import AfterValidator
 
 from api.errors import ErrorOut
+from core.validators import NO_CONTROL_CHARACTERS_PATTERN, validate_no_control_characters
 from integrations.models import Credential
+
+
+def _no_control_characters(value: str) -> str:
+    try:
+        return validate_no_control_characters(value)
+    except ValidationError as exc:
+        raise ValueError(exc.messages[0]) from None
+
+
+# Every string the API takes (an id, a name, a slug, a URL, a label): no control character, as
+# the pattern tells the schema's readers (and the edge middleware refuses them before this).
+Text = Annotated[
+    str,
+    AfterValidator(_no_control_characters),
+    Field(json_schema_extra={"pattern": NO_CONTROL_CHARACTERS_PATTERN}),
+]
 
 CredentialStatus = Literal["pending", "active", "invalid", "expired", "revoked"]
 

@@ -12,6 +12,7 @@ from ninja import Field, Router, Schema
 from ninja.responses import Status
 
 from api.errors import ErrorOut
+from api.schemas import Text
 from integrations.models import ConnectSession
 from integrations.services.connect_sessions import connect_session_open, connect_session_revoke
 
@@ -19,22 +20,22 @@ router = Router(tags=["sessions"])
 
 
 class EndUserIn(Schema):
-    id: str = Field(..., min_length=1, max_length=255, description="Your id for the user.")
-    email: str | None = Field(None, max_length=254)
-    name: str | None = Field(None, max_length=200)
-    account_name: str | None = Field(None, max_length=200)
-    image: str | None = Field(None, max_length=500, description="URL of the user's picture.")
+    id: Text = Field(..., min_length=1, max_length=255, description="Your id for the user.")
+    email: Text | None = Field(None, max_length=254)
+    name: Text | None = Field(None, max_length=200)
+    account_name: Text | None = Field(None, max_length=200)
+    image: Text | None = Field(None, max_length=500, description="URL of the user's picture.")
 
 
 class ThemeIn(Schema):
-    primary_color: str | None = Field(None, examples=["#4f46e5"])
-    logo_url: str | None = None
-    favicon_url: str | None = None
-    vault_name: str | None = None
-    sidepanel_background_color: str | None = None
-    sidepanel_text_color: str | None = None
-    privacy_url: str | None = None
-    terms_url: str | None = None
+    primary_color: Text | None = Field(None, examples=["#4f46e5"])
+    logo_url: Text | None = None
+    favicon_url: Text | None = None
+    vault_name: Text | None = None
+    sidepanel_background_color: Text | None = None
+    sidepanel_text_color: Text | None = None
+    privacy_url: Text | None = None
+    terms_url: Text | None = None
 
     model_config = {"extra": "forbid"}
 
@@ -42,10 +43,10 @@ class ThemeIn(Schema):
 class SessionIn(Schema):
     end_user: EndUserIn
     deployment_id: UUID | None = None
-    apps: list[str] | None = Field(None, max_length=100, description="Only offer these app slugs.")
+    apps: list[Text] | None = Field(None, max_length=100, description="Only offer these app slugs.")
     allow_multiple: bool = True
-    redirect_uri: str | None = Field(None, max_length=1000)
-    session_length: str | None = Field(None, max_length=10, examples=["30m", "1h"])
+    redirect_uri: Text | None = Field(None, max_length=1000)
+    session_length: Text | None = Field(None, max_length=10, examples=["30m", "1h"])
     theme: ThemeIn | None = None
     consumer_metadata: dict[str, Any] | None = None
     custom_settings: dict[str, Any] | None = None

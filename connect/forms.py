@@ -17,6 +17,7 @@ from connect.flows.api_key import api_key_connect, api_key_reconnect
 from connect.flows.installation import installation_settings_save, installation_workflows_save
 from connect.messages import connection_sentence
 from core.errors import DomainError
+from core.validators import validate_no_control_characters
 from integrations.models import App, ConnectSession, Credential, Installation, Workflow
 from integrations.services.credentials import (
     MAX_LABEL_LENGTH,
@@ -205,9 +206,14 @@ class _JsonSchemaField:
                 max_length=spec.get("maxLength"),
                 min_length=spec.get("minLength"),
                 widget=widget,
+                validators=[_free_text],
                 **common,
             )
         return None
+
+
+def _free_text(value: str) -> None:
+    validate_no_control_characters(value, text=True)
 
 
 def _coercer(kind: str | None):

@@ -1,4 +1,5 @@
-"""Validation of what tenants send us: themes, embedding origins, redirect URIs."""
+"""Validation of what tenants and end users send us: control characters in text, themes,
+embedding origins, redirect URIs."""
 
 import re
 from typing import Any
@@ -14,6 +15,86 @@ THEME_TEXT_KEYS = ("vault_name",)
 THEME_KEYS = THEME_COLOUR_KEYS + THEME_URL_KEYS + THEME_TEXT_KEYS
 
 _url_validator = URLValidator(schemes=["https", "http"])
+
+# C0 controls (NUL, CR, LF, ESC…), DEL and C1 controls: never in an id, a name, a URL, a label
+# or a key. PostgreSQL cannot store NUL at all; the others split headers and log lines.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Free text (a setting's value, a note) may hold tabs and line breaks; nothing else.
+TEXT_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# The same rules as JSON Schema patterns, for the OpenAPI schema to say what is checked.
+NO_CONTROL_CHARACTERS_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+
+
+def validate_no_control_characters(value: str, *, text: bool = False) -> str:
+    """``value`` unchanged, or a ValidationError with the code ``invalid_characters``.
+
+    ``text``: free text, where tabs and line breaks are allowed (any other control character
+    is not)."""
+    pattern = TEXT_CONTROL_CHARACTERS if text else CONTROL_CHARACTERS
+    if isinstance(value, str) and pattern.search(value):
+        raise ValidationError(
+            "Must not contain control characters other than tabs and line breaks."
+            if text
+            else "Must not contain control characters (NUL, line breaks, tabs and the like).",
+            code="invalid_characters",
+        )
+    return value
+
+
+def control_characters_find(data: Any, *, path: str = "") -> str | None:
+    """Where, in a parsed JSON document, a key or a string holds a control character (other
+    than a tab or a line break in a value): its dotted path, or None when there is none."""
+    if isinstance(data, str):
+        return (path or "body") if TEXT_CONTROL_CHARACTERS.search(data) else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            where = f"{path}.{key}" if path else str(key)
+            if CONTROL_CHARACTERS.search(str(key)):
+                return where
+            if found := control_characters_find(value, path=where):
+                return found
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            if found := control_characters_find(value, path=f"{path}[{index}]"):
+                return found
+    return None
+
+
+def validate_redirect_uri(value: str, *, allowed_origins: list[str]) -> str:
+    """A clean absolute http(s) URL on one of ``allowed_origins``, or a ValidationError whose
+    code is ``invalid_redirect_uri`` (malformed) or ``redirect_uri_not_allowed`` (elsewhere)."""
+
+    def invalid(reason: str) -> ValidationError:
+        return ValidationError(
+            f"redirect_uri must be an absolute http(s) URL {reason}.", code="invalid_redirect_uri"
+        )
+
+    if CONTROL_CHARACTERS.search(value) or any(char.isspace() for char in value):
+        raise invalid("without spaces or control characters (CR, LF, NUL…)")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise invalid("with a valid host and port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise invalid("such as https://app.example.com/connected")
+    if "@" in parts.netloc:
+        raise invalid("without a user name or password")
+    if "\\" in value:
+        raise invalid("without backslashes")
+    try:
+        validate_http_url(value, field="redirect_uri")
+    except ValidationError:
+        raise invalid("such as https://app.example.com/connected") from None
+    if origin_of(value) not in allowed_origins:
+        raise ValidationError(
+            "redirect_uri must be on one of the tenant's allowed origins ("
+            + (", ".join(allowed_origins) or "none are set; add them in the admin")
+            + ").",
+            code="redirect_uri_not_allowed",
+        )
+    return value
 
 
 def validate_http_url(value: str, *, field: str) -> str:

@@ -21,7 +21,7 @@ from accounts.services.tenants import tenant_user_hash
 from core.conf import conf
 from core.errors import Invalid, NotFound
 from core.tokens import hash_token, new_token
-from core.validators import origin_of, validate_theme
+from core.validators import CONTROL_CHARACTERS, validate_redirect_uri, validate_theme
 from integrations.models import App, ConnectSession, Deployment
 from integrations.selectors import app_list_offered
 
@@ -65,13 +65,19 @@ def connect_session_create(
             code="session_too_long",
             fields={"session_length": "At most 1h."},
         )
-    if redirect_uri and origin_of(redirect_uri) not in tenant.allowed_origins:
-        raise Invalid(
-            f"redirect_uri must be on one of the tenant's allowed origins "
-            f"({', '.join(tenant.allowed_origins) or 'none are set; add them in the admin'}).",
-            code="redirect_uri_not_allowed",
-            fields={"redirect_uri": "Not on an allowed origin."},
-        )
+    if redirect_uri:
+        try:
+            validate_redirect_uri(redirect_uri, allowed_origins=tenant.allowed_origins)
+        except ValidationError as exc:
+            raise Invalid(
+                exc.messages[0],
+                code=exc.code,
+                fields={
+                    "redirect_uri": "Not on an allowed origin."
+                    if exc.code == "redirect_uri_not_allowed"
+                    else "Not a clean absolute http(s) URL."
+                },
+            ) from exc
     try:
         theme = validate_theme(theme or {})
     except ValidationError as exc:
@@ -247,7 +253,12 @@ def connect_session_from_user_hash(
         code="invalid_user_hash",
     )
     user_id = (user_id or "").strip()
-    if not user_id or len(user_id) > 255 or not HEX_HASH.fullmatch(user_hash or ""):
+    if (
+        not user_id
+        or len(user_id) > 255
+        or CONTROL_CHARACTERS.search(user_id)
+        or not HEX_HASH.fullmatch(user_hash or "")
+    ):
         raise refused
     try:
         tenant = Tenant.objects.filter(pk=tenant_id).first()

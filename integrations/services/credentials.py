@@ -42,6 +42,7 @@ from accounts.services.audit import Actor, audit_record
 from core.conf import conf
 from core.errors import Conflict, Invalid, NotFound
 from core.redact import redact
+from core.validators import CONTROL_CHARACTERS
 from core.vault import VaultError
 from integrations.models import MAX_LABEL_LENGTH, App, Credential, Installation
 from integrations.services.events import credential_event_data, event_emit
@@ -97,6 +98,8 @@ def credential_fields_clean(
             continue
         if not isinstance(value, str):
             errors[name] = f"{label} must be text."
+        elif CONTROL_CHARACTERS.search(value):
+            errors[name] = f"{label} must not contain control characters (NUL, CR, LF, tab…)."
         elif len(value) > MAX_FIELD_LENGTH:
             errors[name] = f"{label} is too long (at most {MAX_FIELD_LENGTH} characters)."
         elif spec.get("pattern") and not re.fullmatch(spec["pattern"], value):
@@ -126,6 +129,10 @@ class NewSecret:
 def label_clean(label: str) -> str:
     """One line, single spaces, at most MAX_LABEL_LENGTH characters (else a ValidationError)."""
     label = " ".join((label or "").split())
+    if CONTROL_CHARACTERS.search(label):
+        raise ValidationError(
+            {"label": "Must not contain control characters."}, code="invalid_characters"
+        )
     if len(label) > MAX_LABEL_LENGTH:
         raise ValidationError(
             {"label": f"At most {MAX_LABEL_LENGTH} characters."}, code="label_too_long"

@@ -164,14 +164,66 @@ def test_a_body_that_is_not_json_is_a_422(api):
         ("get", "/api/v1/credentials?user=a%00b", None),
         ("post", "/api/v1/users", {"id": "a\x00b"}),
         ("post", "/api/v1/sessions", {"end_user": {"id": "a\x00b"}}),
+        ("get", "/api/v1/users/a%0D%0Ab", None),
+        ("get", "/api/v1/users/a%1Bb/installations", None),
+        ("get", "/api/v1/credentials?app=a%0Ab", None),
+        ("get", "/api/v1/users?cursor=%7F", None),
+        ("post", "/api/v1/users", {"id": "a\x07b"}),
+        ("put", "/api/v1/users/ada", {"name": "Ada\x1b[31m"}),
+        ("post", "/api/v1/sessions", {"end_user": {"id": "u", "name": "a\u0085b"}}),
+        ("post", "/api/v1/sessions", {"end_user": {"id": "u"}, "custom_settings": {"k": "\x01"}}),
+        ("post", "/api/v1/sessions", {"end_user": {"id": "u"}, "custom_settings": {"a\nb": 1}}),
     ],
-    ids=["user-path", "credentials-query", "users-body", "sessions-body"],
+    ids=[
+        "user-path",
+        "credentials-query",
+        "users-body",
+        "sessions-body",
+        "crlf-in-path",
+        "escape-in-path",
+        "lf-in-query",
+        "del-in-cursor",
+        "bell-in-id",
+        "escape-in-name",
+        "c1-in-name",
+        "control-in-free-json",
+        "lf-in-free-json-key",
+    ],
 )
-def test_a_nul_character_anywhere_in_the_input_is_a_422_that_changes_nothing(
+def test_a_control_character_anywhere_in_the_input_is_a_422_that_changes_nothing(
     api, method, path, body
 ):
     response = getattr(api, method)(path, body) if body is not None else api.get(path)
 
-    assert response.status_code == 422
+    assert response.status_code == 422, response.content
     assert error_of(response)["code"] == "invalid_characters"
     assert not EndUser.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/users", {"id": "a\nb"}, "id"),
+        ("/api/v1/users", {"id": "a", "name": "Ada\tLovelace"}, "name"),
+        ("/api/v1/sessions", {"end_user": {"id": "a\r\nb"}}, "end_user.id"),
+    ],
+    ids=["lf-in-id", "tab-in-name", "crlf-in-session-user"],
+)
+def test_a_line_break_or_tab_in_an_id_or_a_name_is_a_422_naming_the_field(api, path, body, field):
+    """JSON text may hold tabs and line breaks, but no id or name of ours does."""
+    response = api.post(path, body)
+
+    assert response.status_code == 422, response.content
+    error = error_of(response)
+    assert error["code"] == "validation_error"
+    assert "control characters" in error["fields"][field]
+    assert not EndUser.objects.exists()
+
+
+def test_free_text_in_custom_settings_may_hold_line_breaks(api):
+    response = api.post(
+        "/api/v1/sessions",
+        {"end_user": {"id": "u"}, "custom_settings": {"note": "line one\nline two\tend"}},
+    )
+
+    assert response.status_code == 201, response.content

@@ -104,6 +104,24 @@ def test_the_end_user_is_updated_by_its_external_id(client, setup):
             422,
             "redirect_uri_not_allowed",
         ),
+        *(
+            ({"end_user": {"id": "u"}, "redirect_uri": uri}, 422, "invalid_redirect_uri")
+            for uri in (
+                "https://app.acme.test/a b",
+                "https://user:pw@app.acme.test/done",
+                "https://app.acme.test@evil.test/done",
+                "https://app.acme.test\\@evil.test/",
+                "//app.acme.test/done",
+                "/done",
+                "javascript:alert(1)",
+                "https://app.acme.test:99999/",
+            )
+        ),
+        # Control characters: the schema's rule for every string (the service checks again).
+        *(
+            ({"end_user": {"id": "u"}, "redirect_uri": uri}, 422, "validation_error")
+            for uri in ("https://app.acme.test/done\r\nSet-Cookie: a=b", "https://app.acme.test/\t")
+        ),
         ({"end_user": {"id": "u", "email": "not-an-email"}}, 422, "invalid_end_user"),
         ({"end_user": {}}, 422, "validation_error"),
         ({}, 422, "validation_error"),
