@@ -13,6 +13,7 @@ from api.credentials import router as credentials_router
 from api.errors import install_error_handlers
 from api.installations import router as installations_router
 from api.proxy import router as proxy_router
+from api.schemas import OPEN_PROPERTIES_SCHEMA
 from api.sessions import router as sessions_router
 from api.throttling import TenantKeyRateThrottle
 from api.users import router as users_router
@@ -49,6 +50,22 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+def _closed_pattern_properties(node: Any) -> None:
+    """An object whose keys must match a pattern (``JsonObject``) has no other keys: pydantic
+    states the pattern but leaves other keys open, which the validation does not. An input
+    marked ``OPEN_PROPERTIES`` takes other keys, checked as free JSON."""
+    if isinstance(node, dict):
+        if "patternProperties" in node:
+            node.setdefault("additionalProperties", False)
+        if node.pop("x-open-properties", False):
+            node.update(OPEN_PROPERTIES_SCHEMA)
+        for value in node.values():
+            _closed_pattern_properties(value)
+    elif isinstance(node, list):
+        for value in node:
+            _closed_pattern_properties(value)
+
+
 class PortalNinjaAPI(NinjaAPI):
     """Documents the errors every operation can answer, in the one error shape.
 
@@ -58,6 +75,7 @@ class PortalNinjaAPI(NinjaAPI):
 
     def get_openapi_schema(self, **kwargs: Any):
         schema = super().get_openapi_schema(**kwargs)
+        _closed_pattern_properties(schema)
         for methods in schema["paths"].values():
             for operation in methods.values():
                 statuses = [401, 422, 429] + ([400] if "requestBody" in operation else [])

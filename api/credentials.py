@@ -5,7 +5,7 @@ No answer ever carries a secret: ``secret_hint`` shows its last characters at mo
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 from django.http import HttpRequest, HttpResponse
@@ -15,7 +15,7 @@ from accounts.models import Tenant
 from api.auth import request_actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from api.pagination import PageParams, paginate
-from api.schemas import CredentialOut, CredentialStatus, Text, errors
+from api.schemas import CredentialOut, CredentialStatus, JsonObject, Text, errors
 from api.services import (
     credential_create_from_api,
     credential_reconnect_from_api,
@@ -44,7 +44,7 @@ class CredentialPageOut(Schema):
 class CredentialIn(Schema):
     user: Text = Field(..., min_length=1, max_length=255, description="Your id for the user.")
     app: Text = Field(..., min_length=1, max_length=64, description="An API-key or basic app.")
-    fields: dict[str, Any] = Field(
+    fields: JsonObject = Field(
         ..., description="The app's form fields by name, as the connect modal asks for them."
     )
     label: Text = Field("", max_length=MAX_LABEL_LENGTH, description="A name for the account.")
@@ -191,7 +191,7 @@ def delete_credential(request: HttpRequest, credential_id: UUID):
 
 
 class ReconnectIn(Schema):
-    fields: dict[str, Any] = Field(
+    fields: JsonObject = Field(
         ..., description="The app's form fields by name, with the account's new secret."
     )
 

@@ -18,7 +18,7 @@ from ninja import Field, Header, Query, Router, Schema, Status
 from accounts.models import EndUser, Tenant
 from api.auth import request_actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from api.schemas import Text, errors
+from api.schemas import JsonObject, Text, errors
 from api.services import end_user_get_or_404
 from core.errors import Invalid, NotFound
 from integrations.models import Credential, Flow, Installation
@@ -56,7 +56,7 @@ class InstallIn(Schema):
     allow_multiple: bool = Field(
         False, description="Install again for another account instead of answering 409."
     )
-    settings: dict[str, Any] | None = Field(
+    settings: JsonObject | None = Field(
         None, description="Validated against the flow's settings schema; its defaults fill in."
     )
 
@@ -75,7 +75,7 @@ class InstallIn(Schema):
 
 
 class InstallationPatchIn(Schema):
-    settings: dict[str, Any] | None = Field(
+    settings: JsonObject | None = Field(
         None, description="Replaces the settings; validated against the flow's schema."
     )
     enabled_workflows: list[Text] | None = Field(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from django.http import HttpRequest, HttpResponse
-from ninja import Router
+from ninja import Field, Router
 
 from api.auth import request_actor
-from api.schemas import errors
+from api.schemas import Text, errors
 from core.conf import conf
 from integrations.services.proxy import ProxyCall, ProxyLimits, proxy_forward
 
@@ -15,6 +17,19 @@ router = Router(tags=["proxy"])
 CREDENTIAL_HEADER = "X-Portal-Credential"
 USER_HEADER = "X-Portal-User"
 PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+# What ``proxy_path_clean`` lets through, for the schema: segments without control characters,
+# backslashes or percent-encodings, none of them "." or "..", no empty one but a trailing
+# slash, no scheme (no ":" in the first segment). The proxy's own check answers 400 otherwise.
+_CHAR = r"[^\x00-\x1f\x7f/\\%]"
+_NOT_DOT = r"[^\x00-\x1f\x7f/\\%.]"
+_FIRST_CHAR = r"[^\x00-\x1f\x7f/\\%:]"
+_FIRST_NOT_DOT = r"[^\x00-\x1f\x7f/\\%.:]"
+PROXY_PATH_PATTERN = (
+    rf"^(?:{_FIRST_NOT_DOT}{_FIRST_CHAR}*|\.{_FIRST_NOT_DOT}{_FIRST_CHAR}*|\.\.{_FIRST_CHAR}+)"
+    rf"(?:/(?:{_NOT_DOT}{_CHAR}*|\.{_NOT_DOT}{_CHAR}*|\.\.{_CHAR}+))*/?$"
+)
+ProxyPath = Annotated[str, Field(json_schema_extra={"pattern": PROXY_PATH_PATTERN})]
 
 PROXY_DESCRIPTION = f"""
 Sends the request to the app's API base URL joined with `path`, as one of the user's connected
@@ -83,7 +98,7 @@ def _limits() -> ProxyLimits:
     )
 
 
-def proxy(request: HttpRequest, app: str, path: str):
+def proxy(request: HttpRequest, app: Text, path: ProxyPath):
     query = [(key, value) for key, values in request.GET.lists() for value in values]
     user = request.headers.get(USER_HEADER)
     if user is None and "user" in request.GET:

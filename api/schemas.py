@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from ninja import Field, Schema
 from pydantic import AfterValidator
+from typing_extensions import TypeAliasType
 
 from api.errors import ErrorOut
-from core.validators import NO_CONTROL_CHARACTERS_PATTERN, validate_no_control_characters
+from core.validators import (
+    NO_CONTROL_CHARACTERS_PATTERN,
+    TEXT_PATTERN,
+    validate_no_control_characters,
+)
 from integrations.models import Credential
 
 
@@ -28,6 +33,61 @@ Text = Annotated[
     str,
     AfterValidator(_no_control_characters),
     Field(json_schema_extra={"pattern": NO_CONTROL_CHARACTERS_PATTERN}),
+]
+
+
+def _free_text(value: str) -> str:
+    try:
+        return validate_no_control_characters(value, text=True)
+    except ValidationError as exc:
+        raise ValueError(exc.messages[0]) from None
+
+
+# A string inside free JSON (settings, metadata): tabs and line breaks are text there.
+FreeText = Annotated[
+    str, AfterValidator(_free_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})
+]
+# Free JSON as the edge accepts it: keys are Text, strings FreeText, at any depth.
+JsonValue = TypeAliasType(
+    "JsonValue",
+    Union[FreeText, int, float, bool, list["JsonValue"], dict[Text, "JsonValue"], None],  # noqa: UP007
+)
+JsonObject = dict[Text, JsonValue]
+# For an input that ignores unknown properties (the sessions API, for forward compatibility):
+# the schema says what the edge still checks in them (``api.api`` writes it out, as the
+# components pydantic refers to exist only once the whole schema is built).
+OPEN_PROPERTIES = {"x-open-properties": True}
+OPEN_PROPERTIES_SCHEMA = {
+    "propertyNames": {"pattern": NO_CONTROL_CHARACTERS_PATTERN},
+    "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+}
+
+# What the services' URL and e-mail checks (Django's validators) surely accept, as patterns the
+# schema states and the API enforces: the schema and the validation say the same.
+# At most three labels before the top-level domain: Django refuses a host over 253 characters.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = rf"(?:{_LABEL}\.){{1,3}}[A-Za-z]{{2,40}}"
+# Empty is allowed: an empty URL or e-mail means "none".
+HTTP_URL_PATTERN = (
+    rf"^(?:[Hh][Tt][Tt][Pp][Ss]?://(?:localhost|{_DOMAIN})(?::[0-9]{{1,4}})?"
+    r"(?:[/?#][A-Za-z0-9._~%!$&'()*+,;=:@/?#-]*)?)?$"
+)
+EMAIL_PATTERN = rf"^(?:[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@{_DOMAIN})?$"
+HttpUrl = Annotated[str, Field(pattern=HTTP_URL_PATTERN, max_length=1000)]
+Email = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
+Colour = Annotated[str, Field(pattern=r"^(?:#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}))?$")]
+# 1 second to one hour, as ``parse_session_length`` reads it.
+SESSION_LENGTH_PATTERN = (
+    r"^(?:(?:[1-9][0-9]{0,2}|[12][0-9]{3}|3[0-5][0-9]{2}|3600)s|(?:[1-9]|[1-5][0-9]|60)m|1h)$"
+)
+# An id of yours: not blank (it is stripped), no control characters.
+IdText = Annotated[
+    str,
+    Field(
+        pattern=r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        min_length=1,
+        max_length=255,
+    ),
 ]
 
 CredentialStatus = Literal["pending", "active", "invalid", "expired", "revoked"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from django.http import HttpRequest
@@ -12,7 +11,16 @@ from ninja import Field, Router, Schema
 from ninja.responses import Status
 
 from api.errors import ErrorOut
-from api.schemas import Text
+from api.schemas import (
+    OPEN_PROPERTIES,
+    SESSION_LENGTH_PATTERN,
+    Colour,
+    Email,
+    HttpUrl,
+    IdText,
+    JsonObject,
+    Text,
+)
 from integrations.models import ConnectSession
 from integrations.services.connect_sessions import connect_session_open, connect_session_revoke
 
@@ -20,22 +28,24 @@ router = Router(tags=["sessions"])
 
 
 class EndUserIn(Schema):
-    id: Text = Field(..., min_length=1, max_length=255, description="Your id for the user.")
-    email: Text | None = Field(None, max_length=254)
+    id: IdText = Field(..., description="Your id for the user.")
+    email: Email | None = None
     name: Text | None = Field(None, max_length=200)
     account_name: Text | None = Field(None, max_length=200)
-    image: Text | None = Field(None, max_length=500, description="URL of the user's picture.")
+    image: HttpUrl | None = Field(None, max_length=500, description="URL of the user's picture.")
+
+    model_config = {"json_schema_extra": OPEN_PROPERTIES}
 
 
 class ThemeIn(Schema):
-    primary_color: Text | None = Field(None, examples=["#4f46e5"])
-    logo_url: Text | None = None
-    favicon_url: Text | None = None
-    vault_name: Text | None = None
-    sidepanel_background_color: Text | None = None
-    sidepanel_text_color: Text | None = None
-    privacy_url: Text | None = None
-    terms_url: Text | None = None
+    primary_color: Colour | None = Field(None, examples=["#4f46e5"])
+    logo_url: HttpUrl | None = None
+    favicon_url: HttpUrl | None = None
+    vault_name: Text | None = Field(None, max_length=80)
+    sidepanel_background_color: Colour | None = None
+    sidepanel_text_color: Colour | None = None
+    privacy_url: HttpUrl | None = None
+    terms_url: HttpUrl | None = None
 
     model_config = {"extra": "forbid"}
 
@@ -45,14 +55,17 @@ class SessionIn(Schema):
     deployment_id: UUID | None = None
     apps: list[Text] | None = Field(None, max_length=100, description="Only offer these app slugs.")
     allow_multiple: bool = True
-    redirect_uri: Text | None = Field(None, max_length=1000)
-    session_length: Text | None = Field(None, max_length=10, examples=["30m", "1h"])
+    redirect_uri: HttpUrl | None = Field(None, max_length=1000)
+    session_length: str | None = Field(
+        None, max_length=10, pattern=SESSION_LENGTH_PATTERN, examples=["30m", "1h"]
+    )
     theme: ThemeIn | None = None
-    consumer_metadata: dict[str, Any] | None = None
-    custom_settings: dict[str, Any] | None = None
+    consumer_metadata: JsonObject | None = None
+    custom_settings: JsonObject | None = None
 
     model_config = {
         "json_schema_extra": {
+            **OPEN_PROPERTIES,
             "examples": [
                 {
                     "end_user": {"id": "user-42", "email": "ada@example.com", "name": "Ada"},
@@ -60,7 +73,7 @@ class SessionIn(Schema):
                     "session_length": "30m",
                     "theme": {"primary_color": "#4f46e5", "vault_name": "Acme"},
                 }
-            ]
+            ],
         }
     }
 

@@ -14,7 +14,7 @@ from accounts.services.end_users import end_user_upsert_checked
 from api.auth import request_actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from api.pagination import PageParams, paginate
-from api.schemas import CREDENTIAL_EXAMPLE, CredentialOut, Text, errors
+from api.schemas import CREDENTIAL_EXAMPLE, CredentialOut, Email, HttpUrl, IdText, Text, errors
 from api.services import end_user_get_or_404
 from integrations.selectors import EndUserIntegration, end_user_integrations
 from integrations.services.end_users import end_user_delete
@@ -35,18 +35,16 @@ that a flow they installed uses:
 
 
 class UserProfileIn(Schema):
-    email: Text | None = Field(None, max_length=254, examples=["ada@example.com"])
+    email: Email | None = Field(None, examples=["ada@example.com"])
     name: Text | None = Field(None, max_length=200, examples=["Ada Lovelace"])
     account_name: Text | None = Field(None, max_length=200, examples=["Analytical Engines Ltd"])
-    image: Text | None = Field(None, max_length=500, description="URL of the user's picture.")
+    image: HttpUrl | None = Field(None, max_length=500, description="URL of the user's picture.")
 
     model_config = {"extra": "forbid"}
 
 
 class UserIn(UserProfileIn):
-    id: Text = Field(
-        ..., min_length=1, max_length=255, description="Your id for the user.", examples=["user-42"]
-    )
+    id: IdText = Field(..., description="Your id for the user.", examples=["user-42"])
 
 
 class UserSummaryOut(Schema):
@@ -194,7 +192,7 @@ def get_user(request: HttpRequest, external_id: Text):
     summary="Create or update a user by id",
     description="Creates the user (201) or updates the fields given (200); omitted fields stay.",
 )
-def put_user(request: HttpRequest, external_id: Text, payload: UserProfileIn):
+def put_user(request: HttpRequest, external_id: IdText, payload: UserProfileIn):
     upserted = end_user_upsert_checked(
         tenant=request.tenant, external_id=external_id, profile=payload.dict()
     )
