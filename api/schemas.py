@@ -63,7 +63,7 @@ OPEN_PROPERTIES_SCHEMA = {
 }
 
 # What the services' URL and e-mail checks (Django's validators) surely accept, as patterns the
-# schema states and the API enforces: the schema and the validation say the same.
+# schema states; the services check them and answer with their own codes.
 # At most three labels before the top-level domain: Django refuses a host over 253 characters.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = rf"(?:{_LABEL}\.){{1,3}}[A-Za-z]{{2,40}}"
@@ -73,20 +73,47 @@ HTTP_URL_PATTERN = (
     r"(?:[/?#][A-Za-z0-9._~%!$&'()*+,;=:@/?#-]*)?)?$"
 )
 EMAIL_PATTERN = rf"^(?:[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@{_DOMAIN})?$"
-HttpUrl = Annotated[str, Field(pattern=HTTP_URL_PATTERN, max_length=1000)]
-Email = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
-Colour = Annotated[str, Field(pattern=r"^(?:#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}))?$")]
+
+
+def _documented(pattern: str, **constraints: int) -> object:
+    """A pattern the schema states and the service checks (with its own error code)."""
+    return Field(json_schema_extra={"pattern": pattern}, **constraints)
+
+
+HttpUrl = Annotated[
+    str, AfterValidator(_no_control_characters), _documented(HTTP_URL_PATTERN, max_length=1000)
+]
+Email = Annotated[
+    str, AfterValidator(_no_control_characters), _documented(EMAIL_PATTERN, max_length=254)
+]
+Colour = Annotated[
+    str,
+    AfterValidator(_no_control_characters),
+    _documented(r"^(?:#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}))?$"),
+]
 # 1 second to one hour, as ``parse_session_length`` reads it.
 SESSION_LENGTH_PATTERN = (
     r"^(?:(?:[1-9][0-9]{0,2}|[12][0-9]{3}|3[0-5][0-9]{2}|3600)s|(?:[1-9]|[1-5][0-9]|60)m|1h)$"
 )
+
+
+def _id_text(value: str) -> str:
+    value = _no_control_characters(value)
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 # An id of yours: not blank (it is stripped), no control characters.
 IdText = Annotated[
     str,
+    AfterValidator(_id_text),
     Field(
-        pattern=r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
         min_length=1,
         max_length=255,
+        json_schema_extra={
+            "pattern": r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+        },
     ),
 ]
 

@@ -56,8 +56,11 @@ class SessionIn(Schema):
     apps: list[Text] | None = Field(None, max_length=100, description="Only offer these app slugs.")
     allow_multiple: bool = True
     redirect_uri: HttpUrl | None = Field(None, max_length=1000)
-    session_length: str | None = Field(
-        None, max_length=10, pattern=SESSION_LENGTH_PATTERN, examples=["30m", "1h"]
+    session_length: Text | None = Field(
+        None,
+        max_length=10,
+        examples=["30m", "1h"],
+        json_schema_extra={"pattern": SESSION_LENGTH_PATTERN},
     )
     theme: ThemeIn | None = None
     consumer_metadata: JsonObject | None = None
