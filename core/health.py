@@ -6,6 +6,8 @@
   configured), every migration is applied, the vault's keyring loads, and beat ran a sweep
   recently (when jobs run on workers). 200 when all hold; otherwise 503, and the JSON body
   names each check that failed. It also shows the cache's fallback counters.
+  ``?checks=database,migrations,keyring`` runs only those: a load balancer that should keep
+  sending traffic while Redis is down (the portal degrades, it does not fail) asks for these.
 
 They are answered by ``HealthCheckMiddleware``, first in the chain: a probe by IP address is
 not refused by ``ALLOWED_HOSTS``, is not redirected to HTTPS, and opens no session. No check
@@ -128,8 +130,9 @@ READINESS_CHECKS: dict[str, Callable[[], Check]] = {
 }
 
 
-def readiness() -> tuple[bool, dict[str, Any]]:
-    checks = {name: check() for name, check in READINESS_CHECKS.items()}
+def readiness(names: list[str] | None = None) -> tuple[bool, dict[str, Any]]:
+    """Run the named checks (all by default); ready when every one of them holds."""
+    checks = {name: READINESS_CHECKS[name]() for name in names or READINESS_CHECKS}
     ready = all(check["ok"] for check in checks.values())
     body = {
         "status": "ready" if ready else "unavailable",
@@ -155,6 +158,19 @@ class HealthCheckMiddleware:
         if request.path_info == LIVE_PATH:
             return _no_store(JsonResponse({"status": "alive"}))
         if request.path_info == READY_PATH:
-            ready, body = readiness()
+            names = [name for name in request.GET.get("checks", "").split(",") if name]
+            unknown = sorted(set(names) - set(READINESS_CHECKS))
+            if unknown:
+                return _no_store(
+                    JsonResponse(
+                        {
+                            "status": "bad_request",
+                            "error": f"Unknown check(s) {', '.join(unknown)}; known: "
+                            + ", ".join(READINESS_CHECKS),
+                        },
+                        status=400,
+                    )
+                )
+            ready, body = readiness(names)
             return _no_store(JsonResponse(body, status=200 if ready else 503))
         return self.get_response(request)

@@ -89,3 +89,19 @@ def test_readiness_with_workers_needs_a_recent_sweep_by_beat(client, settings):
     stale = client.get("/healthz/ready")
     assert stale.status_code == 503
     assert "beat" in stale.json()["checks"]["beat"]["error"]
+
+
+def test_readiness_runs_only_the_checks_asked_for(client, settings):
+    settings.CACHES = {
+        "default": {"BACKEND": "core.cache.FallbackRedisCache", "LOCATION": DEAD_REDIS}
+    }
+
+    everything = client.get("/healthz/ready")
+    without_redis = client.get("/healthz/ready?checks=database,migrations,keyring")
+    unknown = client.get("/healthz/ready?checks=database,nonsense")
+
+    assert everything.status_code == 503
+    assert without_redis.status_code == 200
+    assert set(without_redis.json()["checks"]) == {"database", "migrations", "keyring"}
+    assert unknown.status_code == 400
+    assert "nonsense" in unknown.json()["error"]

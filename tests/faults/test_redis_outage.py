@@ -84,11 +84,18 @@ def test_with_redis_down_api_modal_and_sign_in_answer_and_the_work_is_done_once_
     delivery = held_back.get(event__type="credential.created")
     assert "the sweeps will pick it up" in caplog.text
 
-    # The modal, opened from the session the API just made.
+    # The modal, opened from the session the API just made, connects a second account.
     modal = Client()
     page = modal.get(session.json()["url"].removeprefix(settings.PORTAL_BASE_URL))
     assert page.status_code == 200
-    assert page.status_code < 500
+    hx = {"HTTP_HX_REQUEST": "true", "HTTP_X_PORTAL_SESSION": world.token}
+    connected = modal.post(
+        world.modal_url(f"apps/{SANDBOX_API_KEY}/accounts/"),
+        {"api_key": world.api_key("bob@sandbox.test"), "portal_label": "Second"},
+        **hx,
+    )
+    assert connected.status_code == 200
+    assert Credential.objects.filter(end_user=world.end_user, label="Second").exists()
 
     # Staff sign-in: a wrong password is refused, the right one signs in, and the limit on
     # failed attempts still holds while it is counted in this process.
