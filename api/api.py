@@ -9,6 +9,7 @@ from typing import Any
 from ninja import NinjaAPI
 
 from api.auth import TenantKeyAuth
+from api.catalog import router as catalog_router
 from api.credentials import router as credentials_router
 from api.errors import install_error_handlers
 from api.installations import router as installations_router
@@ -108,6 +109,7 @@ api = PortalNinjaAPI(
 install_error_handlers(api)
 api.add_router("", sessions_router)
 api.add_router("", users_router)
+api.add_router("", catalog_router)
 api.add_router("", credentials_router)
 api.add_router("", installations_router)
 api.add_router("", proxy_router)

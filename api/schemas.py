@@ -18,6 +18,7 @@ from core.validators import (
     validate_no_control_characters,
 )
 from integrations.models import Credential
+from integrations.selectors import Connectability
 
 
 def _no_control_characters(value: str) -> str:
@@ -178,3 +179,20 @@ class CredentialOut(Schema):
     @staticmethod
     def resolve_scopes(obj: Credential) -> list[str]:
         return [str(scope) for scope in obj.scopes or []]
+
+
+class NotConnectableOut(Schema):
+    """Why end users cannot connect an app (it is then not offered in the modal)."""
+
+    code: Literal["app_disabled", "oauth_client_missing"]
+    message: str = Field(..., examples=["HubSpot has no OAuth client: end users will not see it."])
+
+
+def not_connectable_fields(connectability: Connectability) -> dict:
+    """``connectable`` and ``not_connectable`` for an app, wherever the API lists apps."""
+    if connectability.connectable:
+        return {"connectable": True, "not_connectable": None}
+    return {
+        "connectable": False,
+        "not_connectable": {"code": connectability.code, "message": connectability.reason},
+    }

@@ -14,9 +14,24 @@ from accounts.services.end_users import end_user_upsert_checked
 from api.auth import request_actor
 from api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from api.pagination import PageParams, paginate
-from api.schemas import CREDENTIAL_EXAMPLE, CredentialOut, Email, HttpUrl, IdText, Text, errors
+from api.schemas import (
+    CREDENTIAL_EXAMPLE,
+    CredentialOut,
+    Email,
+    HttpUrl,
+    IdText,
+    NotConnectableOut,
+    Text,
+    errors,
+    not_connectable_fields,
+)
 from api.services import end_user_get_or_404
-from integrations.selectors import EndUserIntegration, end_user_integrations
+from integrations.selectors import (
+    Connectability,
+    EndUserIntegration,
+    app_connectability,
+    end_user_integrations,
+)
 from integrations.services.end_users import end_user_delete
 
 router = Router(tags=["users"])
@@ -30,7 +45,10 @@ that a flow they installed uses:
   enabled installation's first, the most recently changed first); when no installation uses
   one, the user's newest active credential for the app; `null` when there is none;
 - `all_credentials`: every account the user connected to the app, oldest first;
-- `installations`: the installations using the app, with the account each uses.
+- `installations`: the installations using the app, with the account each uses;
+- `connectable`: whether end users can connect the app now; when not, `not_connectable` says
+  why (`app_disabled`, or `oauth_client_missing`: an OAuth2 app without your OAuth client is not
+  offered in the modal).
 """
 
 
@@ -77,10 +95,13 @@ class IntegrationOut(Schema):
     credential_id: UUID | None
     all_credentials: list[CredentialOut]
     installations: list[InstallationRefOut]
+    connectable: bool
+    not_connectable: NotConnectableOut | None
 
 
-def _integration(entry: EndUserIntegration) -> dict:
+def _integration(entry: EndUserIntegration, connectability: Connectability) -> dict:
     return {
+        **not_connectable_fields(connectability),
         "enabled": entry.enabled,
         "credential_id": entry.credential.pk if entry.credential else None,
         "all_credentials": entry.credentials,
@@ -108,9 +129,11 @@ class UserOut(UserSummaryOut):
 
     @staticmethod
     def resolve_integrations(obj: EndUser) -> dict[str, dict]:
-        return {
-            slug: _integration(entry) for slug, entry in end_user_integrations(end_user=obj).items()
-        }
+        entries = end_user_integrations(end_user=obj)
+        found = app_connectability(
+            tenant=obj.tenant, apps=[entry.app for entry in entries.values()]
+        )
+        return {slug: _integration(entry, found[entry.app.pk]) for slug, entry in entries.items()}
 
     model_config = {
         "json_schema_extra": {
@@ -136,6 +159,8 @@ class UserOut(UserSummaryOut):
                                     "credential_id": "0b7c6f2e-3a51-4d8e-9a43-5f0d2c7b9e11",
                                 }
                             ],
+                            "connectable": True,
+                            "not_connectable": None,
                         }
                     },
                 }

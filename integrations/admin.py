@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
 from accounts.admin_scoping import TenantScopedAdmin, TenantScopedInline, reveal_once_response
@@ -33,6 +33,7 @@ from integrations.models import (
     WebhookEndpoint,
     Workflow,
 )
+from integrations.selectors import app_problems_for_flows
 from integrations.services.connect_sessions import connect_session_revoke
 from integrations.services.credentials import (
     NewSecret,
@@ -153,20 +154,57 @@ class WorkflowInline(TenantScopedInline):
     fields = ["key", "name", "description", "enabled_by_default"]
 
 
+class ConnectCheckMixin:
+    """A flow's or deployment's page says which of its apps end users will not see, and why
+    (app_problems_for_flows: the modal's own connectability rule)."""
+
+    def _flows_of(self, obj):
+        raise NotImplementedError
+
+    def _problems(self, obj):
+        if obj is None or obj.pk is None:
+            return []
+        return app_problems_for_flows(tenant=obj.tenant, flows=self._flows_of(obj))
+
+    @admin.display(description="Connect check")
+    def connect_check(self, obj):
+        problems = self._problems(obj)
+        if not problems:
+            return "Every app here can be connected by end users."
+        return format_html_join(
+            "", '<p class="connect-check-problem">{}</p>', ((p.reason,) for p in problems)
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "GET":
+            obj = self.get_object(request, object_id)
+            for problem in self._problems(obj):
+                self.message_user(request, problem.reason, messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
 @admin.register(Flow)
-class FlowAdmin(TenantScopedAdmin):
+class FlowAdmin(ConnectCheckMixin, TenantScopedAdmin):
     list_display = ["name", "tenant", "status", "updated_at"]
     list_filter = ["status", "tenant"]
     search_fields = ["name"]
     filter_horizontal = ["apps"]
+    readonly_fields = ["connect_check"]
     inlines = [WorkflowInline]
+
+    def _flows_of(self, obj):
+        return Flow.objects.filter(pk=obj.pk)
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(TenantScopedAdmin):
+class DeploymentAdmin(ConnectCheckMixin, TenantScopedAdmin):
     list_display = ["name", "tenant", "is_active", "updated_at"]
     list_filter = ["is_active", "tenant"]
     filter_horizontal = ["flows"]
+    readonly_fields = ["connect_check"]
+
+    def _flows_of(self, obj):
+        return obj.flows.filter(status=Flow.Status.PUBLISHED)
 
 
 class InstallationCredentialInline(TenantScopedInline):

@@ -25,6 +25,7 @@ from integrations.models import (
     Installation,
     InstallationCredential,
     OAuthAttempt,
+    TenantOAuthClient,
     Workflow,
 )
 
@@ -121,6 +122,100 @@ def credential_list(
     return credentials.order_by("created_at", "pk")
 
 
+class AppProblem(Enum):
+    """Why an app cannot be offered to a tenant's end users, as the tenant reads it."""
+
+    DISABLED = "app_disabled"
+    NO_OAUTH_CLIENT = "oauth_client_missing"
+
+
+APP_PROBLEM_SENTENCES = {
+    AppProblem.DISABLED: "{app} is disabled: end users will not see it.",
+    AppProblem.NO_OAUTH_CLIENT: "{app} has no OAuth client: end users will not see it. "
+    "Add the client id and secret under OAuth clients.",
+}
+
+
+@dataclass(frozen=True)
+class Connectability:
+    """Whether end users can connect an app for a tenant, and if not why (for the tenant)."""
+
+    app: App
+    problem: AppProblem | None = None
+
+    @property
+    def connectable(self) -> bool:
+        return self.problem is None
+
+    @property
+    def code(self) -> str | None:
+        return self.problem.value if self.problem else None
+
+    @property
+    def reason(self) -> str | None:
+        if self.problem is None:
+            return None
+        return APP_PROBLEM_SENTENCES[self.problem].format(app=self.app.name)
+
+
+def _oauth_client_ready(tenant_id) -> QuerySet[TenantOAuthClient]:
+    """The tenant's OAuth clients that can start a sign-in (a client secret is stored)."""
+    return TenantOAuthClient.objects.filter(tenant_id=tenant_id, secret_ciphertext__isnull=False)
+
+
+def app_connectable_q(*, tenant: Tenant) -> Q:
+    """The one rule for connectability, as a filter on App: enabled, and an OAuth2 app only
+    with the tenant's OAuth client. ``app_connectability`` states the same rule per app."""
+    has_client = Exists(_oauth_client_ready(tenant.pk).filter(app_id=OuterRef("pk")))
+    return Q(is_enabled=True) & (~Q(auth_type=App.AuthType.OAUTH2) | has_client)
+
+
+def app_connectability(*, tenant: Tenant, apps: list[App]) -> dict[int, Connectability]:
+    """Each app's connectability for the tenant, by app id, in one query."""
+    oauth_ids = [app.pk for app in apps if app.is_oauth2 and app.is_enabled]
+    with_client = (
+        set(
+            _oauth_client_ready(tenant.pk)
+            .filter(app_id__in=oauth_ids)
+            .values_list("app_id", flat=True)
+        )
+        if oauth_ids
+        else set()
+    )
+    result = {}
+    for app in apps:
+        problem = None
+        if not app.is_enabled:
+            problem = AppProblem.DISABLED
+        elif app.is_oauth2 and app.pk not in with_client:
+            problem = AppProblem.NO_OAUTH_CLIENT
+        result[app.pk] = Connectability(app=app, problem=problem)
+    return result
+
+
+def app_problems_for_flows(*, tenant: Tenant, flows: QuerySet[Flow]) -> list[Connectability]:
+    """The apps of ``flows`` that end users will not see, with why, by app name (the admin's
+    check on a flow or deployment page). The tenant's own app is left out: it is never offered."""
+    apps = list(
+        App.objects.filter(pk__in=flows.values("apps"))
+        .exclude(pk=tenant.own_app_id or 0)
+        .order_by(Lower("name"), "pk")
+    )
+    found = app_connectability(tenant=tenant, apps=apps)
+    return [entry for entry in found.values() if not entry.connectable]
+
+
+def app_list_used_by_flows(*, tenant: Tenant) -> QuerySet[App]:
+    """The apps the tenant's flows use (any status), its own app left out, by name."""
+    apps = App.objects.filter(
+        Q(tenant__isnull=True) | Q(tenant=tenant),
+        pk__in=Flow.objects.filter(tenant=tenant).values("apps"),
+    )
+    if tenant.own_app_id is not None:
+        apps = apps.exclude(pk=tenant.own_app_id)
+    return apps.order_by(Lower("name"), "pk")
+
+
 def app_list_offered(
     *,
     tenant: Tenant,
@@ -129,8 +224,9 @@ def app_list_offered(
 ) -> QuerySet[App]:
     """The apps a tenant's end users may connect (DESIGN.md's rules), in one query.
 
-    Listed when: not the tenant's own app; used by a published flow inside an active deployment
-    of the tenant (inside ``deployment`` when given); on the allowlist when there is one.
+    Listed when: not the tenant's own app; connectable (``app_connectable_q``: enabled, and an
+    OAuth2 app only with the tenant's OAuth client); used by a published flow inside an active
+    deployment of the tenant (inside ``deployment`` when given); on the allowlist when there is one.
     """
     flows = Flow.objects.filter(
         tenant=tenant, status=Flow.Status.PUBLISHED, deployments__is_active=True
@@ -139,7 +235,7 @@ def app_list_offered(
         flows = flows.filter(deployments=deployment)
     apps = App.objects.filter(
         Q(tenant__isnull=True) | Q(tenant=tenant),
-        is_enabled=True,
+        app_connectable_q(tenant=tenant),
         pk__in=flows.values("apps"),
     )
     if tenant.own_app_id is not None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -23,9 +24,22 @@ from core.errors import Invalid, NotFound
 from core.tokens import hash_token, new_token
 from core.validators import CONTROL_CHARACTERS, validate_redirect_uri, validate_theme
 from integrations.models import App, ConnectSession, Deployment
-from integrations.selectors import app_list_offered
+from integrations.selectors import app_connectability, app_list_offered
 
 MAX_SESSION_LIFETIME = timedelta(hours=1)
+
+
+def _not_connectable_reasons(*, tenant: Tenant, slugs: list[str]) -> dict[str, str]:
+    """For slugs the modal would not offer: why, when the reason is the app's connectability."""
+    if not slugs:
+        return {}
+    apps = list(
+        App.objects.filter(Q(tenant__isnull=True) | Q(tenant=tenant), slug__in=slugs)
+        .filter(flows__tenant=tenant)
+        .distinct()
+    )
+    found = app_connectability(tenant=tenant, apps=apps)
+    return {app.slug: found[app.pk].reason for app in apps if not found[app.pk].connectable}
 
 
 @dataclass(frozen=True)
@@ -199,6 +213,13 @@ def connect_session_open(
             for app in app_list_offered(tenant=tenant, deployment=deployment).filter(slug__in=slugs)
         }
         unknown = [slug for slug in slugs if slug not in offered]
+        unusable = _not_connectable_reasons(tenant=tenant, slugs=unknown)
+        if unusable:
+            raise Invalid(
+                "Not connectable: " + " ".join(unusable.values()),
+                code="app_not_connectable",
+                fields={"apps": " ".join(unusable.values())},
+            )
         if unknown:
             raise Invalid(
                 f"Unknown app(s) in apps: {', '.join(unknown)}. Use the slugs of apps used by a "

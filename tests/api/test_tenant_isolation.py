@@ -27,6 +27,7 @@ B_SECRET = "key_b_secret_never_shown_1234"
 # never B's (checked below), so these are not 404s.
 OWN_OBJECT_OPERATIONS = {
     ("get", "/api/v1/users"): {200},
+    ("get", "/api/v1/apps"): {200},
     ("post", "/api/v1/users"): {200, 201},
     ("put", "/api/v1/users/{external_id}"): {200, 201},
 }
