@@ -8,9 +8,17 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
 from api.schemas import NotConnectableOut, errors, not_connectable_fields
+from core.conf import conf
+from integrations.icons import app_icon
 from integrations.selectors import app_connectability, app_list_offered, app_list_used_by_flows
 
 router = Router(tags=["apps"])
+
+
+def _absolute(url: str) -> str | None:
+    if not url:
+        return None
+    return url if url.startswith("https://") else conf.BASE_URL + url
 
 
 class AppOut(Schema):
@@ -18,6 +26,9 @@ class AppOut(Schema):
     name: str
     auth_type: Literal["oauth2", "api_key", "basic"]
     custom: bool = Field(..., description="One of your own apps rather than the catalog's.")
+    logo_url: str | None = Field(
+        ..., description="The app's logo; `null` when the modal shows a monogram instead."
+    )
     offered: bool = Field(
         ...,
         description="Listed in the modal now: connectable, and used by a published flow in an "
@@ -55,6 +66,7 @@ def list_apps(request: HttpRequest):
                 "name": app.name,
                 "auth_type": app.auth_type,
                 "custom": app.tenant_id is not None,
+                "logo_url": _absolute(app_icon(app).url),
                 "offered": app.pk in offered,
                 **not_connectable_fields(found[app.pk]),
             }

@@ -11,6 +11,11 @@ from connect.views import credentials, installations, modal, oauth
 app_name = "connect"
 urlpatterns = [
     path("healthz", modal.healthz, name="healthz"),
+    path(
+        "icons/<int:app_id>/<str:digest>.<str:extension>",
+        modal.app_icon_file,
+        name="app_icon",
+    ),
     path("oauth/callback/", oauth.oauth_callback, name="oauth_callback"),
     # Without a token (and no X-Portal-Session header) the page says a session is missing.
     path("", modal.modal, name="modal_without_session"),

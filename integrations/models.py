@@ -23,6 +23,7 @@ from integrations.app_schema import (
     VERIFICATION_SCHEMA,
     check_json,
 )
+from integrations.icons import validate_icon
 
 # A credential's name: one rule for the modal, the API and the admin (credentials.label_clean).
 MAX_LABEL_LENGTH = 120
@@ -60,8 +61,16 @@ class App(models.Model):
     name = models.CharField(max_length=100)
     description = models.CharField(max_length=300, blank=True)
     icon = models.CharField(
-        max_length=500, blank=True, help_text="A static file path or an https URL."
+        max_length=500,
+        blank=True,
+        help_text="An https URL, simple-icons:<slug> (a vendored brand logo) or a static file "
+        "under integrations/icons/. An uploaded icon wins; with neither, a monogram is shown.",
     )
+    # An uploaded PNG or sanitised SVG (integrations/icons.py), served by the modal at a URL
+    # carrying its digest.
+    icon_file = models.BinaryField(null=True, blank=True, editable=False)
+    icon_file_type = models.CharField(max_length=32, blank=True, editable=False)
+    icon_digest = models.CharField(max_length=16, blank=True, editable=False)
     docs_url = models.URLField(blank=True)
     auth_type = models.CharField(max_length=16, choices=AuthType.choices)
     # OAuth2
@@ -148,6 +157,10 @@ class App(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
+        try:
+            validate_icon(self.icon or "")
+        except ValidationError as exc:
+            errors["icon"] = exc.messages
         for field, schema in (
             ("fields", FIELDS_SCHEMA),
             ("request_headers", REQUEST_HEADERS_SCHEMA),

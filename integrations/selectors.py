@@ -262,7 +262,17 @@ class OfferedApp:
     credentials: list[Credential] = field(default_factory=list)
 
 
-LISTED_APP_FIELDS = ("id", "tenant_id", "slug", "name", "description", "icon", "auth_type")
+LISTED_APP_FIELDS = (
+    "id",
+    "tenant_id",
+    "slug",
+    "name",
+    "description",
+    "icon",
+    "icon_digest",
+    "icon_file_type",
+    "auth_type",
+)
 LISTED_CREDENTIAL_FIELDS = (
     "id",
     "tenant_id",
@@ -393,6 +403,13 @@ def end_user_integrations(*, end_user: EndUser) -> dict[str, EndUserIntegration]
 
 # A verification retried for longer than this (a provider down for a day) is not traced back.
 MERGE_LOOKBACK = timedelta(days=1)
+
+
+def app_icon_file_get(*, app_id: int, digest: str) -> App | None:
+    """An app's uploaded icon by its id and digest (the URL names both; neither alone finds it)."""
+    if not digest:
+        return None
+    return App.objects.filter(pk=app_id, icon_digest=digest, icon_file__isnull=False).first()
 
 
 def app_get_for_session(*, session: ConnectSession, slug: str) -> App | None:

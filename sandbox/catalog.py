@@ -21,7 +21,7 @@ def _definitions(base_url: str) -> dict[str, dict]:
         SANDBOX_OAUTH: {
             "name": "Sandbox (OAuth2)",
             "description": "The built-in OAuth2 provider: sign in as a sandbox account.",
-            "icon": "integrations/icons/sandbox.svg",
+            "icon": "integrations/icons/sandbox-oauth.svg",
             "auth_type": App.AuthType.OAUTH2,
             "authorization_url": f"{base}/o/authorize/",
             "token_url": f"{base}/o/token/",
@@ -41,7 +41,7 @@ def _definitions(base_url: str) -> dict[str, dict]:
         SANDBOX_API_KEY: {
             "name": "Sandbox (API key)",
             "description": "The built-in API-key provider: create a key on its keys page.",
-            "icon": "integrations/icons/sandbox.svg",
+            "icon": "integrations/icons/sandbox-apikey.svg",
             "auth_type": App.AuthType.API_KEY,
             "fields": [
                 {
@@ -62,7 +62,7 @@ def _definitions(base_url: str) -> dict[str, dict]:
         SANDBOX_BASIC: {
             "name": "Sandbox (basic auth)",
             "description": "The built-in provider with an email and an API key as password.",
-            "icon": "integrations/icons/sandbox.svg",
+            "icon": "integrations/icons/sandbox-basic.svg",
             "auth_type": App.AuthType.BASIC,
             "fields": [
                 {"name": "email", "label": "Email", "secret": False, "required": True},

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.templatetags.static import static
 
 from connect.events import authorization_event, credential_outcome_event
 from connect.messages import say
@@ -18,20 +16,9 @@ from connect.session import EMBED_HEADER, SESSION_HEADER, embed_for
 from connect.theme import session_theme
 from core.conf import conf
 from core.validators import origin_of
+from integrations.icons import app_icon
 from integrations.models import Credential, OAuthAttempt
 from integrations.services.verification import VerificationOutcome, VerifyKind
-
-
-@lru_cache(maxsize=1024)
-def _icon_url(icon: str) -> str:
-    if icon.startswith("https://"):
-        return icon
-    return static(icon or "integrations/icons/default.svg")
-
-
-def app_icon_url(app) -> str:
-    """An app's icon: an https URL as it is, or one of our static files (the default one)."""
-    return _icon_url(app.icon or "")
 
 
 def modal_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
@@ -53,7 +40,7 @@ def modal_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         **extra,
     }
     if "app" in extra and extra["app"] is not None:
-        context["icon_url"] = app_icon_url(extra["app"])
+        context["icon"] = app_icon(extra["app"])
     return context
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -15,16 +15,17 @@ from connect.forms import CredentialFieldsForm
 from connect.messages import say
 from connect.session import connect_session_required
 from connect.views.base import (
-    app_icon_url,
     attempt_summary,
     credential_outcome_prompt,
     modal_context,
     page,
     prompt,
 )
+from integrations.icons import SVG_TYPE, app_icon
 from integrations.models import App, Credential, OAuthAttempt
 from integrations.selectors import (
     app_get_for_session,
+    app_icon_file_get,
     flow_get_for_session,
     oauth_attempt_get_for_session,
     offered_app_with_credentials,
@@ -46,7 +47,7 @@ def render_app_list(
     query = request.GET.get("q", "")[:100]
     offered = offered_apps_with_credentials(session=request.connect_session, query=query)
     for item in offered:
-        item.icon_url = app_icon_url(item.app)
+        item.icon = app_icon(item.app)
     context = modal_context(
         request,
         offered=offered,
@@ -191,6 +192,22 @@ def credential_create(request: HttpRequest, slug: str) -> HttpResponse:
             )
         ],
     )
+
+
+@require_GET
+def app_icon_file(request: HttpRequest, app_id: int, digest: str, extension: str) -> HttpResponse:
+    """A tenant's uploaded app icon (a PNG, or an SVG sanitised on upload), served so that even
+    opened on its own it can run nothing: a sandboxing policy and no content sniffing."""
+    app = app_icon_file_get(app_id=app_id, digest=digest)
+    expected = "svg" if app is not None and app.icon_file_type == SVG_TYPE else "png"
+    if app is None or extension != expected:
+        raise Http404("No such icon.")
+    response = HttpResponse(bytes(app.icon_file), content_type=app.icon_file_type)
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    response["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

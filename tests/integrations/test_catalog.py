@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from integrations.icons import icon_path
 from integrations.models import App
 from integrations.services.catalog import CATALOG_PATH, CatalogError, catalog_load
 from tests import factories
@@ -277,16 +278,22 @@ def test_load_catalog_command_turns_bad_data_into_a_command_error(db, tmp_path):
     assert not App.objects.exists()
 
 
-@pytest.mark.parametrize(
-    "icon",
-    sorted({entry["icon"] for entry in SHIPPED_ENTRIES} | {"integrations/icons/default.svg"}),
-)
+@pytest.mark.parametrize("icon", sorted({entry["icon"] for entry in SHIPPED_ENTRIES}))
 def test_every_icon_the_catalog_references_is_a_titled_svg_under_static(icon):
-    found = finders.find(icon)
+    found = finders.find(icon_path(icon))
 
-    assert found, f"{icon} is not under static/"
+    assert found, f"{icon} is not under static/ (run scripts/vendor-logos)"
     root = ET.parse(found).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
-    assert root.get("viewBox") == "0 0 40 40"
+    # An intrinsic size, so an <img> of it has a natural width in every browser.
+    assert root.get("width") and root.get("height")
+    if icon.startswith("simple-icons:"):
+        assert root.get("fill", "").startswith("#"), "vendored with its brand colour"
     title = root.find("{http://www.w3.org/2000/svg}title")
     assert title is not None and title.text.strip()
+
+
+def test_most_catalog_apps_have_a_brand_logo_and_the_rest_distinct_monograms():
+    icons = [entry["icon"] for entry in SHIPPED_ENTRIES]
+    assert len(set(icons)) == len(icons)
+    assert sum(icon.startswith("simple-icons:") for icon in icons) >= 12

@@ -103,6 +103,7 @@ def test_the_api_lists_apps_with_whether_they_are_connectable(tenant, apps):
         "name": "GitHub",
         "auth_type": "oauth2",
         "custom": False,
+        "logo_url": None,
         "offered": True,
         "connectable": True,
         "not_connectable": None,

