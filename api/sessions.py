@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from django.http import HttpRequest
@@ -46,6 +47,11 @@ class ThemeIn(Schema):
     sidepanel_text_color: Colour | None = None
     privacy_url: HttpUrl | None = None
     terms_url: HttpUrl | None = None
+    color_scheme: Literal["light", "dark", "auto"] | None = Field(
+        None,
+        description="Light, dark, or `auto` (the default): the person's system setting "
+        "(`prefers-color-scheme`). Your colours are adapted to keep AA contrast in both.",
+    )
 
     model_config = {"extra": "forbid"}
 

@@ -1,10 +1,17 @@
-"""The modal's theme: the session's own over the tenant's default over ours.
+"""The modal's theme: the session's own over the tenant's default over ours, in light, dark or
+the browser's choice (``color_scheme``), with the tenant's colours adapted so that text stays at
+WCAG AA (4.5:1) on the backgrounds it sits on, in both schemes.
 
-Colours and URLs were validated when the session or tenant was saved; here the theme only gains
-the text colour that stays readable on the primary colour.
+Colours were validated (``#rgb`` or ``#rrggbb``) when the session or tenant was saved; the CSS
+this module writes is built from them alone.
 """
 
+from __future__ import annotations
+
 from integrations.models import ConnectSession
+
+AA = 4.5
+COLOR_SCHEMES = ("light", "dark", "auto")
 
 DEFAULT_THEME = {
     "primary_color": "#2563eb",
@@ -15,34 +22,94 @@ DEFAULT_THEME = {
     "favicon_url": "",
     "privacy_url": "",
     "terms_url": "",
+    "color_scheme": "auto",
 }
 
+# The backgrounds the accent colour is read on in each scheme (modal.css: --bg and --surface).
+LIGHT_BACKGROUNDS = ("#ffffff", "#f8fafc")
+DARK_BACKGROUNDS = ("#0f172a", "#1e293b")
+DARK_TEXT = "#0f172a"
+LIGHT_TEXT = "#ffffff"
 
-def _relative_luminance(colour: str) -> float:
+
+def _rgb(colour: str) -> tuple[int, int, int]:
     value = colour.lstrip("#")
     if len(value) == 3:
         value = "".join(part * 2 for part in value)
+    if len(value) != 6:
+        raise ValueError(f"Not a colour: {colour!r}")
+    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+
+
+def _hex(rgb: tuple[float, float, float]) -> str:
+    return "#" + "".join(f"{max(0, min(255, round(c))):02x}" for c in rgb)
+
+
+def relative_luminance(colour: str) -> float:
+    """WCAG 2's relative luminance of an sRGB colour."""
     channels = []
-    for index in (0, 2, 4):
-        c = int(value[index : index + 2], 16) / 255
-        channels.append(c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
+    for channel in _rgb(colour):
+        c = channel / 255
+        channels.append(c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
     red, green, blue = channels
     return 0.2126 * red + 0.7152 * green + 0.0722 * blue
 
 
+def contrast_ratio(first: str, second: str) -> float:
+    """WCAG 2's contrast ratio, from 1 (the same) to 21 (black on white)."""
+    lighter, darker = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
 def readable_text_colour(background: str) -> str:
-    """White or near-black, whichever contrasts more with ``background`` (WCAG formula)."""
+    """White or near-black, whichever contrasts more with ``background``."""
     try:
-        luminance = _relative_luminance(background)
+        white, dark = contrast_ratio(background, LIGHT_TEXT), contrast_ratio(background, DARK_TEXT)
     except ValueError:
-        return "#ffffff"
-    contrast_white = 1.05 / (luminance + 0.05)
-    contrast_black = (luminance + 0.05) / 0.05
-    return "#ffffff" if contrast_white >= contrast_black else "#0f172a"
+        return LIGHT_TEXT
+    return LIGHT_TEXT if white >= dark else DARK_TEXT
+
+
+def _mix(colour: str, towards: str, amount: float) -> str:
+    a, b = _rgb(colour), _rgb(towards)
+    return _hex(tuple(x + (y - x) * amount for x, y in zip(a, b, strict=True)))
+
+
+def accent_for(colour: str, backgrounds: tuple[str, ...], minimum: float = AA) -> str:
+    """``colour`` as it is when it reads at ``minimum`` on every background, else the nearest
+    shade (mixed towards black on light backgrounds, towards white on dark ones) that does."""
+    dark_backgrounds = relative_luminance(backgrounds[0]) < 0.18
+    target = "#ffffff" if dark_backgrounds else "#000000"
+    for step in range(21):
+        candidate = _mix(colour, target, step / 20)
+        if all(contrast_ratio(candidate, bg) >= minimum for bg in backgrounds):
+            return candidate
+    return target
+
+
+def text_on(background: str, preferred: str) -> str:
+    """``preferred`` when it reads at AA on ``background``, else white or near-black."""
+    if contrast_ratio(background, preferred) >= AA:
+        return preferred
+    return readable_text_colour(background)
 
 
 def session_theme(session: ConnectSession) -> dict[str, str]:
     theme = {**DEFAULT_THEME, **session.tenant.default_theme, **session.theme}
     theme["vault_name"] = theme["vault_name"] or session.tenant.name
-    theme["primary_text_color"] = readable_text_colour(theme["primary_color"])
+    if theme["color_scheme"] not in COLOR_SCHEMES:
+        theme["color_scheme"] = "auto"
+    light = accent_for(theme["primary_color"], LIGHT_BACKGROUNDS)
+    dark = accent_for(theme["primary_color"], DARK_BACKGROUNDS)
+    side_bg = theme["sidepanel_background_color"]
+    theme["primary_text_color"] = readable_text_colour(light)
+    theme["sidepanel_text_color"] = text_on(side_bg, theme["sidepanel_text_color"])
+    # light-dark() picks the value of the scheme in force (modal.css sets color-scheme).
+    theme["css"] = (
+        ":root{"
+        f"--primary:light-dark({light},{dark});"
+        f"--on-primary:light-dark({readable_text_colour(light)},{readable_text_colour(dark)});"
+        f"--side-bg:{side_bg};--side-fg:{theme['sidepanel_text_color']};"
+        "}"
+    )
     return theme

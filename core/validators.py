@@ -12,7 +12,8 @@ COLOUR_PATTERN = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 THEME_COLOUR_KEYS = ("primary_color", "sidepanel_background_color", "sidepanel_text_color")
 THEME_URL_KEYS = ("logo_url", "favicon_url", "privacy_url", "terms_url")
 THEME_TEXT_KEYS = ("vault_name",)
-THEME_KEYS = THEME_COLOUR_KEYS + THEME_URL_KEYS + THEME_TEXT_KEYS
+THEME_CHOICE_KEYS = {"color_scheme": ("light", "dark", "auto")}
+THEME_KEYS = THEME_COLOUR_KEYS + THEME_URL_KEYS + THEME_TEXT_KEYS + tuple(THEME_CHOICE_KEYS)
 
 _url_validator = URLValidator(schemes=["https", "http"])
 
@@ -132,6 +133,8 @@ def validate_theme(theme: Any) -> dict[str, str]:
                 errors[key] = f"{value!r} is not a valid http(s) URL."
             else:
                 clean[key] = value
+        elif key in THEME_CHOICE_KEYS and value not in THEME_CHOICE_KEYS[key]:
+            errors[key] = f"{value!r} is not one of: {', '.join(THEME_CHOICE_KEYS[key])}."
         elif key in THEME_TEXT_KEYS and len(value) > 80:
             errors[key] = "At most 80 characters."
         else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import tomllib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -14,8 +15,9 @@ from integrations.models import App
 from integrations.services.catalog import CATALOG_PATH, catalog_load
 from integrations.services.oauth_clients import oauth_client_set
 from sandbox.catalog import SANDBOX_API_KEY, SANDBOX_BASIC, SANDBOX_OAUTH
+from tests import factories
 from tests.connect.helpers import World, build_world
-from tests.e2e.browser import cookie_blocking_context, expect
+from tests.e2e.browser import ARTIFACTS, cookie_blocking_context, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -127,3 +129,95 @@ def test_in_a_cross_site_iframe_the_same_apps_and_logos(
         expect(page.frame_locator("#portal").get_by_text("Sandbox (OAuth2)")).to_be_visible()
     finally:
         context.close()
+
+
+AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
+# A brand colour that fails AA as it is on white (1.5:1) and would pass on black: the theme
+# must darken it for light and may keep it for dark.
+YELLOW = "#facc15"
+
+
+def contrast_violations(page) -> list[dict]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        """async () => {
+            const result = await axe.run(document, {runOnly: {type: 'rule',
+                                                   values: ['color-contrast']}});
+            return result.violations.map(v => ({id: v.id, nodes: v.nodes.map(n => n.html)}));
+        }"""
+    )
+    return result
+
+
+def background(page) -> str:
+    return page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
+
+
+def open_app_panel_with_an_account(page, world, live_server, token: str) -> None:
+    """The app panel, with a connected account and the form: most colours on one page."""
+    page.goto(f"{live_server.url}/connect/{token}/apps/{SANDBOX_API_KEY}/")
+    page.get_by_role("textbox", name="API key", exact=True).fill(world.api_key())
+    page.get_by_role("button", name="Connect", exact=True).click()
+    expect(page.locator("#accounts > li .badge").first).to_have_text("Connected")
+
+
+@pytest.mark.parametrize("scheme_from", ["browser", "theme"])
+def test_dark_mode_by_the_browser_or_the_theme_keeps_aa_contrast(
+    browser, world, live_server, scheme_from
+):
+    options = {"theme": {"primary_color": YELLOW}}
+    if scheme_from == "theme":
+        options["theme"]["color_scheme"] = "dark"
+    _, token = world.new_session(**options)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 860},
+        color_scheme="dark" if scheme_from == "browser" else "light",
+    )
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server.url}/connect/{token}/")
+        assert background(page) == "rgb(15, 23, 42)"  # the dark background
+        assert contrast_violations(page) == []
+        open_app_panel_with_an_account(page, world, live_server, token)
+        assert contrast_violations(page) == []
+    finally:
+        context.close()
+
+
+def test_light_mode_with_a_pale_brand_colour_keeps_aa_contrast(browser, world, live_server):
+    _, token = world.new_session(theme={"primary_color": YELLOW, "color_scheme": "light"})
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, color_scheme="dark")
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server.url}/connect/{token}/")
+        assert background(page) == "rgb(255, 255, 255)"  # the theme wins over the browser
+        assert contrast_violations(page) == []
+        open_app_panel_with_an_account(page, world, live_server, token)
+        assert contrast_violations(page) == []
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("language", ["en"])
+def test_screenshots_of_the_modal_in_light_and_dark_at_360_and_1280(
+    browser, world, live_server, language
+):
+    """Saved to test-artifacts/modal-<scheme>-<language>-<width>.png for people to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    factories.make_credential(
+        end_user=world.end_user, app=world.apps[SANDBOX_API_KEY], identity="ada@sandbox.test"
+    )
+    for scheme in ("light", "dark"):
+        _, token = world.new_session(theme={"color_scheme": scheme})
+        for width in (360, 1280):
+            context = browser.new_context(viewport={"width": width, "height": 900})
+            try:
+                page = context.new_page()
+                page.goto(f"{live_server.url}/connect/{token}/")
+                page.locator(".portal-app").first.wait_for()
+                wait_for_images(page)
+                path = ARTIFACTS / f"modal-{scheme}-{language}-{width}.png"
+                page.screenshot(path=str(path), full_page=True)
+                assert path.stat().st_size > 10_000
+            finally:
+                context.close()
