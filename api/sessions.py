@@ -71,6 +71,11 @@ class SessionIn(Schema):
     theme: ThemeIn | None = None
     consumer_metadata: JsonObject | None = None
     custom_settings: JsonObject | None = None
+    locale: Literal["en", "fr", "de", "es", "pt", "it", "ja", "nl"] | None = Field(
+        None,
+        description="The modal's language; without it, the person's browser chooses "
+        "(Accept-Language), falling back to English.",
+    )
 
     model_config = {
         "json_schema_extra": {
@@ -111,6 +116,7 @@ def create_session(request: HttpRequest, payload: SessionIn):
         theme=payload.theme.dict(exclude_none=True) if payload.theme else None,
         consumer_metadata=payload.consumer_metadata,
         custom_settings=payload.custom_settings,
+        locale=payload.locale or "",
     )
     return Status(
         201,

@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from connect.flows.account import credential_rename
 from connect.flows.api_key import api_key_connect, api_key_reconnect
@@ -79,8 +80,8 @@ class CredentialFieldsForm(forms.Form):
             self.fields[spec["name"]] = field
         if with_label:
             self.fields[LABEL_FIELD] = forms.CharField(
-                label="Name this account (optional)",
-                help_text="Shown in your list of accounts, e.g. “Work” or “Client A”.",
+                label=_("Name this account (optional)"),
+                help_text=_("Shown in your list of accounts, e.g. “Work” or “Client A”."),
                 required=False,
                 max_length=MAX_LABEL_LENGTH,
                 widget=forms.TextInput(attrs={"autocomplete": "off"}),
@@ -145,8 +146,8 @@ class CredentialFieldsForm(forms.Form):
 
 class RenameForm(forms.Form):
     label = forms.CharField(
-        label="Account name",
-        help_text="Leave empty to show the account's identity instead.",
+        label=_("Account name"),
+        help_text=_("Leave empty to show the account's identity instead."),
         required=False,
         max_length=MAX_LABEL_LENGTH,
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
@@ -274,7 +275,7 @@ class InstallationSettingsForm(forms.Form):
 
 class WorkflowsForm(forms.Form):
     workflows = forms.MultipleChoiceField(
-        label="Run these workflows", required=False, widget=forms.CheckboxSelectMultiple
+        label=_("Run these workflows"), required=False, widget=forms.CheckboxSelectMultiple
     )
 
     def __init__(

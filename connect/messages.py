@@ -12,6 +12,15 @@ from django.utils.translation import gettext_lazy as _
 from integrations.services.verification import Connection, ConnectKind
 
 MESSAGES: dict[str, Promise] = {
+    # Why the modal does not open (the session error page's title).
+    "session_missing": _("This page needs a connect session, and none was given."),
+    "session_unknown": _("This link is not a valid connect session. It may have been altered."),
+    "session_expired": _("This connect session has expired."),
+    "session_revoked": _("This connect session has been closed."),
+    "session_not_from_window": _("This action must come from the connect window itself."),
+    # What the sign-in window says while the provider's page loads (modal.js).
+    "popup_title": _("Connecting {app}…"),
+    "popup_opening": _("Opening {app}…"),
     # Starting a connection.
     "already_connected": _(
         "Your {app} account {account} is already connected. Reconnect it, or disconnect it "

@@ -19,8 +19,10 @@ from csp.constants import SELF
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
+from django.utils import translation
 from django.utils.crypto import constant_time_compare
 
+from connect.messages import say
 from core.csp import csp_response_replace, csp_response_update
 from core.validators import normalise_origin, origin_of
 from integrations.selectors import SessionUnusable, connect_session_for_token
@@ -41,6 +43,7 @@ class Embed:
 
     origin: str = ""
     hide_prompt: bool = False
+    locale: str = ""
 
     def params(self) -> dict[str, str]:
         params = {}
@@ -48,6 +51,8 @@ class Embed:
             params["embed_origin"] = self.origin
         if self.hide_prompt:
             params["hide_prompt"] = "1"
+        if self.locale:
+            params["locale"] = self.locale
         return params
 
     @property
@@ -58,7 +63,7 @@ class Embed:
 def embed_for(request: HttpRequest) -> Embed:
     """``embed_origin`` counts only when it is one of the tenant's allowed origins."""
     source = request.GET
-    if "embed_origin" not in source and "hide_prompt" not in source:
+    if not any(key in source for key in ("embed_origin", "hide_prompt", "locale")):
         source = QueryDict(request.headers.get(EMBED_HEADER, "")[:1000])
     origin = ""
     raw = source.get("embed_origin", "")
@@ -69,7 +74,31 @@ def embed_for(request: HttpRequest) -> Embed:
             normalised = ""
         if normalised and normalised in request.connect_session.tenant.allowed_origins:
             origin = normalised
-    return Embed(origin=origin, hide_prompt=source.get("hide_prompt") == "1")
+    return Embed(
+        origin=origin,
+        hide_prompt=source.get("hide_prompt") == "1",
+        locale=supported_language(source.get("locale", "")),
+    )
+
+
+def supported_language(code: str) -> str:
+    """``code`` as one of LANGUAGES ("fr-CA" -> "fr"), or "" when we do not speak it."""
+    if not code or len(code) > 16:
+        return ""
+    try:
+        return translation.get_supported_language_variant(code.strip())
+    except LookupError:
+        return ""
+
+
+def modal_language(request: HttpRequest, session=None) -> str:
+    """The SDK's ``locale`` option, else the session's ``locale``, else the browser's
+    Accept-Language, else English."""
+    if session is not None:
+        chosen = embed_for(request).locale or supported_language(session.locale)
+        if chosen:
+            return chosen
+    return translation.get_language_from_request(request)
 
 
 def frame_ancestors(session) -> list[str]:
@@ -77,9 +106,13 @@ def frame_ancestors(session) -> list[str]:
     return [SELF, *session.tenant.allowed_origins]
 
 
-def _refuse(request: HttpRequest, *, title: str, status: int) -> HttpResponse:
-    response = render(request, "connect/session_error.html", {"title": title}, status=status)
+def _refuse(request: HttpRequest, *, code: str, status: int) -> HttpResponse:
+    with translation.override(modal_language(request)):
+        response = render(
+            request, "connect/session_error.html", {"title": say(code)}, status=status
+        )
     response["Cache-Control"] = "no-store"
+    response["Vary"] = "Accept-Language"
     return response
 
 
@@ -92,11 +125,7 @@ def connect_session_required(view: Callable[..., HttpResponse]) -> Callable[...,
         if request.method not in SAFE_METHODS and (
             not header or (token and not constant_time_compare(header, token))
         ):
-            return _refuse(
-                request,
-                title="This action must come from the connect window itself.",
-                status=403,
-            )
+            return _refuse(request, code="session_not_from_window", status=403)
         token = token or header or None
         try:
             session = connect_session_for_token(token=token)
@@ -108,13 +137,17 @@ def connect_session_required(view: Callable[..., HttpResponse]) -> Callable[...,
                 return response
             return _refuse(
                 request,
-                title=exc.problem.value,
+                code=f"session_{exc.problem.name.lower()}",
                 status=403 if exc.problem.name in {"EXPIRED", "REVOKED"} else 404,
             )
         request.connect_session = session
         request.connect_token = token
         connect_session_touch(session=session, origin=_embedding_origin(request))
-        response = view(request, *args, **kwargs)
+        language = modal_language(request, session)
+        with translation.override(language):
+            response = view(request, *args, **kwargs)
+        response["Content-Language"] = language
+        response["Vary"] = "Accept-Language"
         csp_response_replace(response, {"frame-ancestors": frame_ancestors(session)})
         # A tenant's logo and favicon, and an app's icon, may be any https URL.
         csp_response_update(response, {"img-src": ["https:"]})

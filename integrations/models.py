@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import EndUser, Tenant
 from core.validators import validate_http_url, validate_theme
@@ -526,6 +527,11 @@ class ConnectSession(models.Model):
     )
     redirect_uri = models.URLField(max_length=1000, blank=True)
     theme = models.JSONField(default=dict, blank=True)
+    locale = models.CharField(
+        max_length=8,
+        blank=True,
+        help_text="The modal's language (one of LANGUAGES); empty: the browser's choice.",
+    )
     consumer_metadata = models.JSONField(default=dict, blank=True)
     custom_settings = models.JSONField(default=dict, blank=True)
     used_from_origin = models.CharField(max_length=255, blank=True, editable=False)
@@ -563,11 +569,12 @@ class Credential(SealedSecretModel):
     """
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Verifying"
-        ACTIVE = "active", "Connected"
-        INVALID = "invalid", "Failed"
-        EXPIRED = "expired", "Expired"
-        REVOKED = "revoked", "Revoked"
+        # Translated: end users read these on the modal's status badges.
+        PENDING = "pending", _("Verifying")
+        ACTIVE = "active", _("Connected")
+        INVALID = "invalid", _("Failed")
+        EXPIRED = "expired", _("Expired")
+        REVOKED = "revoked", _("Revoked")
 
     # Statuses in which a credential may be used: connected, or still being verified.
     USABLE_STATUSES = (Status.ACTIVE, Status.PENDING)

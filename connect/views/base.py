@@ -37,6 +37,8 @@ def modal_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "keep_amp": f"&{embed.query}" if embed.query else "",
         "hx_headers": json.dumps(headers),
         "portal_origin": origin_of(conf.BASE_URL) or "",
+        "say_popup_title": say("popup_title", app="{app}"),
+        "say_popup_opening": say("popup_opening", app="{app}"),
         **extra,
     }
     if "app" in extra and extra["app"] is not None:

@@ -4,13 +4,15 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.utils import translation
 from django.views.decorators.http import require_GET
 
+from connect.session import modal_language
 from core.errors import DomainError
 from integrations.services.connect_sessions import connect_session_from_user_hash
 
 # Parameters the modal understands, handed through unchanged (the modal validates them).
-PASSTHROUGH = ("embed_origin", "hide_prompt", "app")
+PASSTHROUGH = ("embed_origin", "hide_prompt", "app", "locale")
 
 
 @require_GET
@@ -23,7 +25,10 @@ def user_hash_start(request: HttpRequest) -> HttpResponse:
             deployment_id=request.GET.get("deployment") or None,
         )
     except DomainError as exc:
-        response = render(request, "embed/entry_error.html", {"message": exc.message}, status=403)
+        with translation.override(modal_language(request)):
+            response = render(
+                request, "embed/entry_error.html", {"message": exc.message}, status=403
+            )
         response["Cache-Control"] = "no-store"
         return response
     extra = {key: request.GET[key] for key in PASSTHROUGH if request.GET.get(key)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget, trigger_client_event
@@ -22,7 +23,7 @@ from connect.flows.oauth import (
     oauth_connect_start,
 )
 from connect.messages import say
-from connect.session import connect_session_required, embed_for
+from connect.session import connect_session_required, embed_for, modal_language
 from connect.theme import session_theme
 from connect.views.base import attempt_summary, modal_context, prompt
 from connect.views.credentials import render_account
@@ -152,19 +153,25 @@ def oauth_cancel(request: HttpRequest, attempt_id) -> HttpResponse:
 
 @require_GET
 def oauth_callback(request: HttpRequest) -> HttpResponse:
-    """Where the provider sends the browser back (in the popup, or the whole window)."""
-    result = oauth_connect_callback(params=request.GET.dict())
+    """Where the provider sends the browser back (in the popup, or the whole window).
+
+    The sign-in window is the person's own browser: its Accept-Language words the outcome, and
+    the page speaks the session's language when the session chose one."""
+    with translation.override(modal_language(request)):
+        result = oauth_connect_callback(params=request.GET.dict())
     if result.return_url:
         response = HttpResponseRedirect(result.return_url)
     else:
         attempt = result.attempt
         theme = session_theme(attempt.session) if attempt is not None else None
-        response = render(
-            request,
-            "connect/oauth_callback.html",
-            {"result": result, "attempt": attempt, "theme": theme},
-            status=200 if attempt is not None else 400,
-        )
+        session = attempt.session if attempt is not None else None
+        with translation.override(modal_language(request, session)):
+            response = render(
+                request,
+                "connect/oauth_callback.html",
+                {"result": result, "attempt": attempt, "theme": theme},
+                status=200 if attempt is not None else 400,
+            )
     # The URL carried a code and a state: never hand it on, never keep the page.
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "no-store"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -67,6 +68,7 @@ def connect_session_create(
     consumer_metadata: dict[str, Any] | None = None,
     custom_settings: dict[str, Any] | None = None,
     source: str = ConnectSession.Source.API,
+    locale: str = "",
 ) -> IssuedSession:
     """Issue a session. The token is 256 random bits, returned once and stored as a hash."""
     if end_user.tenant_id != tenant.pk:
@@ -92,6 +94,13 @@ def connect_session_create(
                     else "Not a clean absolute http(s) URL."
                 },
             ) from exc
+    languages = [code for code, _ in settings.LANGUAGES]
+    if locale and locale not in languages:
+        raise Invalid(
+            f"locale must be one of {', '.join(languages)}.",
+            code="invalid_locale",
+            fields={"locale": f"One of {', '.join(languages)}."},
+        )
     try:
         theme = validate_theme(theme or {})
     except ValidationError as exc:
@@ -114,6 +123,7 @@ def connect_session_create(
         consumer_metadata=consumer_metadata or {},
         custom_settings=custom_settings or {},
         source=source,
+        locale=locale,
     )
     apps = list(apps)
     if apps:
@@ -186,6 +196,7 @@ def connect_session_open(
     consumer_metadata: dict[str, Any] | None = None,
     custom_settings: dict[str, Any] | None = None,
     source: str = ConnectSession.Source.API,
+    locale: str = "",
 ) -> IssuedSession:
     """The sessions API's use case: resolve and check everything, then issue the session.
 
@@ -250,6 +261,7 @@ def connect_session_open(
             theme=theme,
             consumer_metadata=consumer_metadata,
             custom_settings=custom_settings,
+            locale=locale,
             source=source,
         )
 

@@ -59,12 +59,18 @@
     if (signIn && signIn.timer) window.clearInterval(signIn.timer);
   }
 
+  // The sentences come translated from the server, on <body data-say-…> ({app} filled in here).
+  function say(name, appName) {
+    var key = "say" + name.charAt(0).toUpperCase() + name.slice(1);
+    return (document.body.dataset[key] || "{app}").replace("{app}", appName);
+  }
+
   function writeWaiting(popup, appName) {
     try {
-      popup.document.title = "Connecting " + appName + "…";
+      popup.document.title = say("popupTitle", appName);
       popup.document.body.style.font = "16px system-ui, sans-serif";
       popup.document.body.style.padding = "2rem";
-      popup.document.body.textContent = "Opening " + appName + "…";
+      popup.document.body.textContent = say("popupOpening", appName);
     } catch (error) { /* not ours to write: fine */ }
   }
 

@@ -63,6 +63,8 @@
     this.baseUrl = String(options.baseUrl).replace(/\/+$/, "");
     this.portalOrigin = originOf(this.baseUrl);
     this.userConfig = options.userConfig || {};
+    // The modal's language ("fr", "ja", ...); without it the session's, else the browser's.
+    this.locale = options.locale ? String(options.locale) : "";
     this.eventEmitter = new EventEmitter();
     if (options.sessionUrl) {
       if (originOf(options.sessionUrl) !== this.portalOrigin) {
@@ -91,6 +93,7 @@
     var params = { embed_origin: root.location.origin };
     if (this.userConfig.hideAppConnectionModal) params.hide_prompt = "1";
     if (options.app) params.app = String(options.app);
+    if (options.locale || this.locale) params.locale = String(options.locale || this.locale);
     var url;
     if (this.sessionUrl) {
       url = new URL(this.sessionUrl);

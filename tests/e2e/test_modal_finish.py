@@ -4,6 +4,7 @@ cross-site iframe with third-party cookies blocked. Screenshots go to test-artif
 
 from __future__ import annotations
 
+import re
 import threading
 import tomllib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -198,7 +199,7 @@ def test_light_mode_with_a_pale_brand_colour_keeps_aa_contrast(browser, world, l
         context.close()
 
 
-@pytest.mark.parametrize("language", ["en"])
+@pytest.mark.parametrize("language", ["en", "fr"])
 def test_screenshots_of_the_modal_in_light_and_dark_at_360_and_1280(
     browser, world, live_server, language
 ):
@@ -208,7 +209,7 @@ def test_screenshots_of_the_modal_in_light_and_dark_at_360_and_1280(
         end_user=world.end_user, app=world.apps[SANDBOX_API_KEY], identity="ada@sandbox.test"
     )
     for scheme in ("light", "dark"):
-        _, token = world.new_session(theme={"color_scheme": scheme})
+        _, token = world.new_session(theme={"color_scheme": scheme}, locale=language)
         for width in (360, 1280):
             context = browser.new_context(viewport={"width": width, "height": 900})
             try:
@@ -219,5 +220,127 @@ def test_screenshots_of_the_modal_in_light_and_dark_at_360_and_1280(
                 path = ARTIFACTS / f"modal-{scheme}-{language}-{width}.png"
                 page.screenshot(path=str(path), full_page=True)
                 assert path.stat().st_size > 10_000
+                assert page.evaluate("document.documentElement.lang") == language
             finally:
                 context.close()
+
+
+ENGLISH_PO = Path(__file__).resolve().parents[2] / "locale" / "fr" / "LC_MESSAGES" / "django.po"
+PLACEHOLDERS = re.compile(r"%\([a-z_]+\)[sd]|%[sd]|\{[a-z_]+\}")
+
+
+def english_fragments() -> set[str]:
+    """The English sentences of the catalog, cut at their placeholders: any of them left on a
+    translated page is English left over."""
+    fragments = set()
+    for msgid in re.findall(r'^msgid "(.+)"$', ENGLISH_PO.read_text(), re.M):
+        for part in PLACEHOLDERS.split(msgid):
+            part = part.strip(" .,:;()“”?…")
+            if len(part) >= 4 and re.search(r"[a-z]{3}", part):
+                fragments.add(part)
+    return fragments
+
+
+def english_left(page, data: list[str]) -> list[str]:
+    """English catalog text visible on the page, once the tenant's own data is taken out."""
+    text = page.evaluate(
+        "() => document.body.innerText + ' ' + document.title + ' ' + "
+        "[...document.querySelectorAll('[aria-label],[placeholder]')].map(e => "
+        "(e.getAttribute('aria-label') || '') + ' ' + (e.getAttribute('placeholder') || ''))"
+        ".join(' ')"
+    )
+    for value in sorted(data, key=len, reverse=True):
+        text = text.replace(value, " ")
+    return sorted(
+        fragment
+        for fragment in english_fragments()
+        if re.search(r"(?<![\w-])" + re.escape(fragment) + r"(?![\w-])", text)
+    )
+
+
+def world_data(world) -> list[str]:
+    data = [world.tenant.name, world.end_user.email, "ada@sandbox.test", "alice@sandbox.test"]
+    for app in world.apps.values():
+        data += [app.name, app.description]
+    for flow in (world.sync, world.alerts):
+        data += [flow.name, flow.description]
+        data += [workflow.name for workflow in flow.workflows.all()]
+    return [value for value in data if value]
+
+
+def walk_the_modal(page, world, live_server, token: str) -> list[str]:
+    """The app list, an app with an account (and its form), the account page: what is left."""
+    data = world_data(world)
+    page.goto(f"{live_server.url}/connect/{token}/")
+    page.locator(".portal-app").first.wait_for()
+    left = english_left(page, data)
+    page.goto(f"{live_server.url}/connect/{token}/apps/{SANDBOX_API_KEY}/")
+    page.locator("input[type=password], input[type=text]").first.fill(world.api_key())
+    page.locator("form.portal-form button[type=submit]").click()
+    page.locator("#accounts > li .badge--active").wait_for()
+    left += english_left(page, data)
+    page.locator("#accounts > li a.button--quiet").first.click()
+    page.locator("[data-account]").wait_for()
+    left += english_left(page, data)
+    return sorted(set(left))
+
+
+def test_the_modal_in_french_chosen_by_the_session_leaves_no_english(browser, world, live_server):
+    _, token = world.new_session(locale="fr")
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    try:
+        page = context.new_page()
+        assert walk_the_modal(page, world, live_server, token) == []
+        assert page.evaluate("document.documentElement.lang") == "fr"
+        expect(page.locator(".badge--active").first).to_have_text("Connecté")
+    finally:
+        context.close()
+
+
+def test_the_modal_in_japanese_chosen_by_accept_language_leaves_no_english(
+    browser, world, live_server
+):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
+    try:
+        page = context.new_page()
+        assert walk_the_modal(page, world, live_server, world.token) == []
+        assert page.evaluate("document.documentElement.lang") == "ja"
+        expect(page.locator(".badge--active").first).to_have_text("接続済み")
+    finally:
+        context.close()
+
+
+def test_the_session_error_page_follows_accept_language(browser, live_server, transactional_db):
+    context = browser.new_context(locale="de-DE")
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server.url}/connect/not-a-real-token/")
+        expect(page.locator("h1")).to_have_text(
+            "Dieser Link ist keine gültige Verbindungssitzung. Er wurde möglicherweise verändert."
+        )
+        assert english_left(page, []) == []
+    finally:
+        context.close()
+
+
+def test_the_sdk_locale_option_chooses_the_language_inside_a_cross_site_iframe(
+    playwright, catalog_world, live_server, host_server
+):
+    context = cookie_blocking_context(playwright, block=True)
+    try:
+        page = context.new_page()
+        host_origin = f"http://127.0.0.1:{host_server.server_port}"
+        src = f"{live_server.url}{catalog_world.modal_url()}?embed_origin={host_origin}&locale=nl"
+        _HostPage.body = (
+            f'<!doctype html><html lang="en"><head><title>Host</title></head><body>'
+            f'<iframe id="portal" title="Koppel" src="{src}" width="1000" height="800">'
+            f"</iframe></body></html>"
+        ).encode()
+        page.goto(host_origin + "/")
+        modal = page.frame_locator("#portal")
+        expect(modal.get_by_role("heading", name="Koppel uw accounts")).to_be_visible()
+        # The language rides along when the modal navigates with htmx.
+        modal.get_by_role("link", name="Sandbox (API key)").click()
+        expect(modal.get_by_role("link", name="Alle apps")).to_be_visible()
+    finally:
+        context.close()
