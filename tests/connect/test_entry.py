@@ -67,7 +67,7 @@ def test_search_filters_the_list_as_a_partial(client, world):
     assert f"/apps/{SANDBOX_API_KEY}/" not in body
     assert "<html" not in body
     # The count is announced by the live region that stays on the page.
-    assert '<span id="app-count" hx-swap-oob="innerHTML">1 app match “basic”</span>' in body
+    assert '<span id="app-count" hx-swap-oob="innerHTML">1 app matches “basic”</span>' in body
 
 
 def test_a_search_without_matches_says_so(client, world):
@@ -222,8 +222,9 @@ def test_the_theme_of_the_session_colours_the_modal(client, world):
 
     body = client.get(f"/connect/{token}/").content.decode()
 
-    assert "--primary:#ffcc00" in body
-    assert "--on-primary:#0f172a" in body  # dark text stays readable on yellow
+    # The brand colour as it is where it reads at AA (dark), a darker shade where not (light).
+    assert ",#ffcc00);" in body and "--primary:light-dark(#" in body
+    assert ",#0f172a);--side-bg" in body  # dark text stays readable on yellow
     assert "Acme Vault" in body
     assert 'href="https://acme.test/privacy"' in body
     assert 'href="https://acme.test/terms"' in body

@@ -383,15 +383,16 @@ def test_the_full_page_redirect_comes_back_to_the_modal_with_its_parameters(clie
     assert 'href="https://app.acme.test/integrations"' in body  # the way back to the product
 
 
-def test_an_app_without_an_oauth_client_explains_that_it_is_not_set_up(client, world, hx):
+def test_an_app_without_an_oauth_client_is_not_offered_and_cannot_be_started(client, world, hx):
     from integrations.models import TenantOAuthClient
 
     TenantOAuthClient.objects.filter(tenant=world.tenant).delete()
 
     response = client.post(world.modal_url(f"apps/{SANDBOX_OAUTH}/oauth/"), **hx)
 
-    assert response.status_code == 422
-    assert "is not set up for Acme yet" in response.content.decode()
+    assert response.status_code == 404
+    assert "is not one of the apps you can connect here" in response.content.decode()
+    assert "Sandbox (OAuth2)" not in client.get(world.modal_url()).content.decode()
     assert not OAuthAttempt.objects.exists()
 
 
