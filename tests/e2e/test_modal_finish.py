@@ -173,6 +173,7 @@ def test_dark_mode_by_the_browser_or_the_theme_keeps_aa_contrast(
     context = browser.new_context(
         viewport={"width": 1280, "height": 860},
         color_scheme="dark" if scheme_from == "browser" else "light",
+        bypass_csp=True,  # axe-core is injected as an inline script
     )
     try:
         page = context.new_page()
@@ -187,7 +188,9 @@ def test_dark_mode_by_the_browser_or_the_theme_keeps_aa_contrast(
 
 def test_light_mode_with_a_pale_brand_colour_keeps_aa_contrast(browser, world, live_server):
     _, token = world.new_session(theme={"primary_color": YELLOW, "color_scheme": "light"})
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, color_scheme="dark")
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 860}, color_scheme="dark", bypass_csp=True
+    )
     try:
         page = context.new_page()
         page.goto(f"{live_server.url}/connect/{token}/")
