@@ -18,10 +18,11 @@ from api.schemas import OPEN_PROPERTIES_SCHEMA
 from api.sessions import router as sessions_router
 from api.throttling import TenantKeyRateThrottle
 from api.users import router as users_router
+from api.workflows import router as workflows_router
 
 DESCRIPTION = """
-Create connect sessions for your users, and manage their connected accounts, installations and
-proxied requests.
+Create connect sessions for your users, and manage their connected accounts, installations,
+proxied requests and workflow runs.
 
 **Authentication**: a tenant secret key (`cp_sk_…`, from the admin) as a Bearer token:
 `Authorization: Bearer cp_sk_…`. Everything you can reach belongs to that key's tenant; another
@@ -113,3 +114,4 @@ api.add_router("", catalog_router)
 api.add_router("", credentials_router)
 api.add_router("", installations_router)
 api.add_router("", proxy_router)
+api.add_router("", workflows_router)

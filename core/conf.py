@@ -194,6 +194,31 @@ class PortalSettings:
         """A delivery is retried for this long after its first attempt, then marked failed."""
         return float(self._get("WEBHOOK_RETRY_WINDOW_SECONDS", 24 * 3600))
 
+    # Workflows.
+    @property
+    def WORKFLOW_RUN_TIMEOUT_SECONDS(self) -> float:
+        """A run's time limit: no step starts after it, and each step waits at most what is left."""
+        return float(self._get("WORKFLOW_RUN_TIMEOUT_SECONDS", 30))
+
+    @property
+    def WORKFLOW_STEP_MAX_RESPONSE_BYTES(self) -> int:
+        """A step whose answer is larger fails (``upstream_response_too_large``)."""
+        return int(self._get("WORKFLOW_STEP_MAX_RESPONSE_BYTES", 1024 * 1024))
+
+    @property
+    def WORKFLOW_RUN_EXCERPT_CHARS(self) -> int:
+        """How much of each step's answer the run history keeps (secrets redacted)."""
+        return int(self._get("WORKFLOW_RUN_EXCERPT_CHARS", 2000))
+
+    @property
+    def WORKFLOW_RUN_RETENTION_DAYS(self) -> float:
+        """Runs older than this are purged (in batches, by a beat job)."""
+        return float(self._get("WORKFLOW_RUN_RETENTION_DAYS", 30))
+
+    @property
+    def WORKFLOW_RUN_PURGE_BATCH_SIZE(self) -> int:
+        return int(self._get("WORKFLOW_RUN_PURGE_BATCH_SIZE", 1000))
+
     # Tasks: a retry further away than this is left to the sweeps rather than held by a worker
     # (Redis redelivers messages unacknowledged for longer than its visibility timeout).
     @property

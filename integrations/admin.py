@@ -18,6 +18,7 @@ from django.utils.translation import ngettext
 from accounts.admin_scoping import TenantScopedAdmin, TenantScopedInline, reveal_once_response
 from accounts.models import EndUser
 from accounts.services.audit import Actor
+from core.errors import Invalid
 from integrations.icons import MAX_UPLOAD_BYTES, app_icon, icon_digest, icon_upload_clean
 from integrations.models import (
     App,
@@ -33,6 +34,8 @@ from integrations.models import (
     WebhookDelivery,
     WebhookEndpoint,
     Workflow,
+    WorkflowRun,
+    WorkflowRunStep,
 )
 from integrations.selectors import app_problems_for_flows
 from integrations.services.connect_sessions import connect_session_revoke
@@ -54,6 +57,8 @@ from integrations.services.verification import (
 )
 from integrations.services.webhook_delivery import webhook_delivery_redeliver
 from integrations.services.webhooks import webhook_endpoint_secret_rotate
+from integrations.services.workflow_runs import workflow_run_rerun
+from integrations.services.workflows import workflow_definition_check
 
 
 class AppForm(forms.ModelForm):
@@ -205,9 +210,200 @@ class TenantOAuthClientAdmin(TenantScopedAdmin):
             oauth_client_secret_set(client=obj, client_secret=form.cleaned_data["client_secret"])
 
 
+class ReadOnlyMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyInlineMixin(ReadOnlyMixin):
+    """Rows of an object the staff member may already see (the parent admin is scoped)."""
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+
 class WorkflowInline(TenantScopedInline):
     model = Workflow
-    fields = ["key", "name", "description", "enabled_by_default"]
+    fields = ["key", "name", "description", "enabled_by_default", "is_enabled", "trigger"]
+    show_change_link = True
+
+
+def _pretty_json(value) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+class WorkflowForm(forms.ModelForm):
+    """Checks the definition as every save does: a refusal names the step and the field."""
+
+    class Meta:
+        model = Workflow
+        fields = [
+            "flow",
+            "key",
+            "name",
+            "description",
+            "trigger",
+            "is_enabled",
+            "enabled_by_default",
+            "input_schema",
+            "steps",
+            "response",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        flow = data.get("flow")
+        if flow is None or self.errors:
+            return data
+        try:
+            workflow_definition_check(
+                flow=flow,
+                input_schema=data.get("input_schema") or {},
+                steps=data.get("steps") or [],
+                response=data.get("response") or {},
+            )
+        except Invalid as exc:
+            where = next(iter(exc.fields), "")
+            field = next(
+                (name for name in ("steps", "response", "input_schema") if name in where),
+                None,
+            )
+            raise ValidationError({field: exc.message} if field else exc.message) from None
+        return data
+
+
+class RecentRunInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = WorkflowRun
+    fk_name = "workflow"
+    fields = ["created_at", "status", "trigger", "end_user", "failed_step", "error_code"]
+    readonly_fields = fields
+    show_change_link = True
+    extra = 0
+    max_num = 0
+    verbose_name_plural = "recent runs"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("end_user").order_by("-created_at")
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(TenantScopedAdmin):
+    form = WorkflowForm
+    tenant_path = "flow__tenant"
+    list_display = ["name", "flow", "trigger", "is_enabled", "public_id"]
+    list_filter = ["trigger", "is_enabled"]
+    list_select_related = ["flow"]
+    search_fields = ["name", "key", "flow__name"]
+    readonly_fields = ["public_id"]
+    inlines = [RecentRunInline]
+
+
+class WorkflowRunStepInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = WorkflowRunStep
+    fields = [
+        "position",
+        "name",
+        "app_slug",
+        "credential_id",
+        "method",
+        "path",
+        "status_code",
+        "duration_ms",
+        "error_code",
+        "error_message",
+        "response_excerpt",
+    ]
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(WorkflowRun)
+class WorkflowRunAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """A run, read-only: every step's request and outcome, beside the definition that ran."""
+
+    list_display = ["__str__", "workflow", "end_user", "status", "trigger", "created_at"]
+    list_filter = ["status", "trigger"]
+    list_select_related = ["workflow", "end_user"]
+    search_fields = ["id", "end_user__external_id", "workflow__name"]
+    readonly_fields = [
+        "id",
+        "workflow",
+        "flow_version",
+        "installation",
+        "end_user",
+        "credentials",
+        "trigger",
+        "status",
+        "error_code",
+        "error_message",
+        "failed_step",
+        "rerun_of",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "input_json",
+        "output_json",
+        "definition_json",
+    ]
+    fields = readonly_fields
+    inlines = [WorkflowRunStepInline]
+    actions = ["rerun"]
+
+    @admin.display(description="Credentials used")
+    def credentials(self, obj):
+        return ", ".join(f"{c.app_slug}: {c.credential_id}" for c in obj.credentials_used.all())
+
+    @admin.display(description="Input")
+    def input_json(self, obj):
+        return _pretty_json(obj.input)
+
+    @admin.display(description="Response (secrets redacted)")
+    def output_json(self, obj):
+        return _pretty_json(obj.output)
+
+    @admin.display(description="Definition that ran (read-only)")
+    def definition_json(self, obj):
+        return _pretty_json(obj.definition)
+
+    def has_rerun_permission(self, request, obj=None):
+        return TenantScopedAdmin.has_change_permission(self, request, obj)
+
+    @admin.action(
+        description="Re-run selected failed runs with the same input", permissions=["rerun"]
+    )
+    def rerun(self, request, queryset):
+        started, refused = 0, []
+        runs = queryset.select_related("workflow", "installation", "installation__end_user")
+        for run in runs:
+            if run.status != WorkflowRun.Status.FAILED or not self.has_rerun_permission(
+                request, run
+            ):
+                refused.append(f"{run.pk}: only a failed run is re-run")
+                continue
+            try:
+                workflow_run_rerun(run=run)
+            except Invalid as exc:
+                refused.append(f"{run.pk}: {exc.message}")
+                continue
+            started += 1
+        if started:
+            self.message_user(
+                request,
+                ngettext(
+                    "Queued %d run again with the same input.",
+                    "Queued %d runs again with the same input.",
+                    started,
+                )
+                % started,
+            )
+        for problem in refused:
+            self.message_user(request, problem, level=messages.WARNING)
 
 
 class ConnectCheckMixin:
@@ -268,6 +464,12 @@ class InstallationCredentialInline(TenantScopedInline):
     fields = ["app", "credential"]
 
 
+class InstallationRunInline(RecentRunInline):
+    fk_name = "installation"
+    fields = ["created_at", "workflow", "status", "trigger", "failed_step", "error_code"]
+    readonly_fields = fields
+
+
 @admin.register(Installation)
 class InstallationAdmin(TenantScopedAdmin):
     list_display = ["flow", "end_user", "enabled", "tenant", "updated_at"]
@@ -275,7 +477,7 @@ class InstallationAdmin(TenantScopedAdmin):
     search_fields = ["end_user__external_id", "flow__name"]
     list_select_related = ["flow", "end_user", "tenant"]
     readonly_fields = ["disabled_reason"]
-    inlines = [InstallationCredentialInline]
+    inlines = [InstallationCredentialInline, InstallationRunInline]
 
 
 @admin.register(WebhookEndpoint)
@@ -320,24 +522,6 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
             explanation="Deliveries from now on are signed with this secret.",
             back_url=reverse("admin:integrations_webhookendpoint_changelist"),
         )
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyInlineMixin(ReadOnlyMixin):
-    """Rows of an object the staff member may already see (the parent admin is scoped)."""
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_staff
 
 
 class WebhookDeliveryInline(ReadOnlyInlineMixin, admin.TabularInline):

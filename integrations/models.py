@@ -291,22 +291,61 @@ class Flow(models.Model):
 
 
 class Workflow(models.Model):
-    """A part of a flow the end user can switch on or off."""
+    """A part of a flow the end user can switch on or off, and what it does when triggered.
+
+    Its definition (``steps``, ``response``) is checked by
+    ``integrations.services.workflows.workflow_definition_check`` whenever it is saved.
+    """
+
+    class Trigger(models.TextChoices):
+        REQUEST = "request", "Request (POST /api/v1/workflows/{id}/run)"
+        URL = "url", "Trigger URL"
 
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="workflows")
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     key = models.SlugField(max_length=64)
     name = models.CharField(max_length=200)
     description = models.CharField(max_length=500, blank=True)
     enabled_by_default = models.BooleanField(default=True)
+    is_enabled = models.BooleanField(
+        "enabled", default=True, help_text="A disabled workflow runs for nobody."
+    )
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.REQUEST)
+    input_schema = models.JSONField(
+        default=dict, blank=True, help_text="A JSON Schema the trigger input must match."
+    )
+    steps = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='HTTP requests to the flow\'s apps, in order: [{"name", "app", "method", '
+        '"path", "query"?, "headers"?, "body"?}]; strings may hold {{ templates }}.',
+    )
+    response = models.JSONField(
+        default=dict, blank=True, help_text="The answer, with {{ templates }} over the results."
+    )
 
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["flow", "key"], name="workflow_unique_key_per_flow")
+            models.UniqueConstraint(fields=["flow", "key"], name="workflow_unique_key_per_flow"),
+            models.CheckConstraint(
+                condition=Q(trigger__in=["request", "url"]), name="workflow_trigger_valid"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def definition(self) -> dict:
+        """What a run executes, as stored with the run."""
+        return {
+            "key": self.key,
+            "name": self.name,
+            "trigger": self.trigger,
+            "input_schema": self.input_schema,
+            "steps": self.steps,
+            "response": self.response,
+        }
 
 
 class Deployment(models.Model):
@@ -733,3 +772,114 @@ class OAuthAttempt(SealedSecretModel):
     @property
     def is_finished(self) -> bool:
         return self.outcome != self.Outcome.PENDING
+
+
+class WorkflowRun(models.Model):
+    """One run of a workflow for one installation: what ran, as whom, and how it ended."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        REQUEST = "request", "Request"
+        URL = "url", "Trigger URL"
+        RERUN = "rerun", "Re-run by staff"
+
+    FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="workflow_runs")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
+    flow_version = models.PositiveIntegerField(null=True, blank=True)
+    installation = models.ForeignKey(
+        Installation, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    end_user = models.ForeignKey(
+        EndUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="workflow_runs"
+    )
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    input = models.JSONField(default=dict, blank=True)
+    definition = models.JSONField(default=dict, help_text="The workflow's definition that ran.")
+    output = models.JSONField(null=True, blank=True, help_text="The mapped response.")
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=1000, blank=True)
+    failed_step = models.CharField(max_length=100, blank=True)
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "workflow run"
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "succeeded", "failed"]),
+                name="workflowrun_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(trigger__in=["request", "url", "rerun"]),
+                name="workflowrun_trigger_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "created_at"], name="workflowrun_tenant_created"),
+            models.Index(fields=["created_at"], name="workflowrun_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition.get('name', 'Workflow')} run ({self.get_status_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED_STATUSES
+
+
+class WorkflowRunCredential(models.Model):
+    """The credential a run used for one app (kept by id: history outlives the account)."""
+
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="credentials_used")
+    app_slug = models.SlugField(max_length=64)
+    credential_id = models.UUIDField(db_index=True)
+
+    class Meta:
+        verbose_name = "credential used"
+        constraints = [
+            models.UniqueConstraint(fields=["run", "app_slug"], name="runcredential_one_per_app")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app_slug}: {self.credential_id}"
+
+
+class WorkflowRunStep(models.Model):
+    """One step of a run: the request sent and what came back (an excerpt, secrets redacted)."""
+
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    app_slug = models.SlugField(max_length=64)
+    credential_id = models.UUIDField(null=True, blank=True)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=1000)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    response_excerpt = models.TextField(blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        verbose_name = "run step"
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="runstep_unique_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.name}"

@@ -27,6 +27,7 @@ from integrations.models import (
     OAuthAttempt,
     TenantOAuthClient,
     Workflow,
+    WorkflowRun,
 )
 
 
@@ -526,4 +527,37 @@ def oauth_attempt_get_for_session(*, session: ConnectSession, attempt_id) -> OAu
             .first()
         )
     except (ValueError, TypeError, ValidationError):
+        return None
+
+
+def workflow_run_list(
+    *,
+    tenant: Tenant,
+    end_user: EndUser | None = None,
+    workflow: Workflow | None = None,
+    credential_id=None,
+    status: str | None = None,
+) -> QuerySet[WorkflowRun]:
+    """The tenant's workflow runs, filtered, oldest first (a stable order for cursor pages)."""
+    runs = WorkflowRun.objects.select_related("workflow", "end_user").filter(tenant=tenant)
+    if end_user is not None:
+        runs = runs.filter(end_user=end_user)
+    if workflow is not None:
+        runs = runs.filter(workflow=workflow)
+    if credential_id is not None:
+        runs = runs.filter(credentials_used__credential_id=credential_id)
+    if status is not None:
+        runs = runs.filter(status=status)
+    return runs.prefetch_related("credentials_used").order_by("created_at", "pk")
+
+
+def workflow_run_get(*, tenant: Tenant, run_id) -> WorkflowRun | None:
+    try:
+        return (
+            WorkflowRun.objects.select_related("workflow", "end_user")
+            .prefetch_related("credentials_used", "steps")
+            .filter(tenant=tenant, pk=run_id)
+            .first()
+        )
+    except ValidationError:
         return None

@@ -22,6 +22,7 @@ from core.conf import conf
 from integrations.services.jobs import (
     DELIVER_WEBHOOK,
     REFRESH_CREDENTIAL,
+    RUN_WORKFLOW,
     VERIFY_CREDENTIAL,
     backoff_seconds,
 )
@@ -37,6 +38,7 @@ from integrations.services.sweeps import (
 )
 from integrations.services.verification import VerifyKind, credential_verify
 from integrations.services.webhook_delivery import DeliveryKind, webhook_delivery_attempt
+from integrations.services.workflow_runs import workflow_run_execute, workflow_runs_purge
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +150,19 @@ def deliver_webhook(self, delivery_id: str, attempt: int | None = None) -> str:
     return outcome.kind
 
 
+@shared_task(
+    name=RUN_WORKFLOW,
+    base=PortalTask,
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+)
+def run_workflow(self, run_id: str) -> str:
+    """Execute one queued workflow run; a run already claimed is left alone, so a redelivered
+    job never runs the steps twice."""
+    return workflow_run_execute(run_id=run_id).status
+
+
 # The beat sweeps. A sweep is cheap to repeat and the next run follows soon, so an expired or
 # lost sweep job is simply dropped (the beat schedule sets ``expires``).
 
@@ -170,3 +185,8 @@ def sweep_pending_credentials_stuck() -> int:
 @shared_task(base=PortalTask, ignore_result=True)
 def sweep_webhook_deliveries_due() -> int:
     return sweep_webhook_deliveries().queued
+
+
+@shared_task(base=PortalTask, ignore_result=True)
+def purge_old_workflow_runs() -> int:
+    return workflow_runs_purge()

@@ -45,4 +45,6 @@ app.conf.beat_schedule = {
     ),
     # The API's expired idempotency keys.
     "purge-idempotency-keys": _every(3600, "api.tasks.purge_idempotency_keys"),
+    # Workflow runs older than PORTAL_WORKFLOW_RUN_RETENTION_DAYS, in batches.
+    "purge-old-workflow-runs": _every(3600, "integrations.tasks.purge_old_workflow_runs"),
 }

@@ -9,7 +9,8 @@ from django.utils.text import slugify
 
 from accounts.models import EndUser, Tenant
 from core.vault import seal_secret
-from integrations.models import App, Credential, Deployment, Flow
+from integrations.models import App, Credential, Deployment, Flow, Workflow
+from integrations.services.workflows import workflow_save
 
 _counter = itertools.count(1)
 
@@ -107,3 +108,24 @@ def make_credential(
     seal_secret(credential, secret or {"api_key": f"secret-{next(_counter)}"})
     credential.save()
     return credential
+
+
+def make_workflow(
+    *,
+    flow: Flow,
+    steps: list[dict[str, Any]],
+    response: Any = None,
+    key: str | None = None,
+    **extra: Any,
+) -> Workflow:
+    """A workflow saved as the admin saves one: its definition checked first."""
+    key = key or f"workflow-{next(_counter)}"
+    workflow = Workflow(
+        flow=flow,
+        key=key,
+        name=extra.pop("name", key.replace("-", " ").title()),
+        steps=steps,
+        response=response if response is not None else {},
+        **extra,
+    )
+    return workflow_save(workflow=workflow)

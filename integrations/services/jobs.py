@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 VERIFY_CREDENTIAL = "integrations.tasks.verify_credential"
 REFRESH_CREDENTIAL = "integrations.tasks.refresh_credential"
 DELIVER_WEBHOOK = "integrations.tasks.deliver_webhook"
+RUN_WORKFLOW = "integrations.tasks.run_workflow"
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ def job_send(name: str, *args: object, **options: object) -> None:
     Never raises for the broker: the change that asked for the job has committed, and the row
     behind the job is found again by a sweep once the broker is back.
     """
+    if name not in current_app.tasks:
+        # A web process never imports the task modules; autodiscovery imports them on demand.
+        current_app.loader.import_default_modules()
     try:
         current_app.tasks[name].apply_async(args, **options)
     except BROKER_ERRORS as exc:
@@ -51,6 +55,10 @@ def verification_enqueue(*, credential_id: object) -> None:
 
 def webhook_delivery_enqueue(*, delivery_id: object, attempt: int) -> None:
     job_enqueue(DELIVER_WEBHOOK, str(delivery_id), attempt)
+
+
+def workflow_run_enqueue(*, run_id: object) -> None:
+    job_enqueue(RUN_WORKFLOW, str(run_id))
 
 
 def backoff_seconds(*, attempt: int, base: float, maximum: float, jitter: float = 0.1) -> float:

@@ -17,6 +17,7 @@ What it guarantees (Nango's proxy, Paragon's ``request``):
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from dataclasses import dataclass, field
@@ -129,6 +130,9 @@ class ProxyResult:
     headers: dict[str, str]
     body: bytes
     credential: Credential
+    # The account's secret values as sent, for a caller that stores part of the answer (the
+    # workflow runs) to redact them; in memory only, never shown (``repr=False``).
+    secret_values: tuple[str, ...] = field(default=(), repr=False)
 
 
 def proxy_path_clean(path: str) -> str:
@@ -500,4 +504,15 @@ def proxy_forward(
         headers=answer.headers,
         body=body,
         credential=credential,
+        secret_values=_secret_values(use.secret, applied),
     )
+
+
+def _secret_values(secret: dict, applied: AppliedAuth) -> tuple[str, ...]:
+    values = {value for value in secret.values() if isinstance(value, str)}
+    values |= set(applied.headers.values()) | set(applied.params.values())
+    if applied.basic_auth:
+        username, password = applied.basic_auth
+        values |= {password, base64.b64encode(f"{username}:{password}".encode()).decode()}
+    # Short values (a version header, "true") would redact ordinary text; secrets are longer.
+    return tuple(sorted((value for value in values if len(value) >= 8), key=len, reverse=True))

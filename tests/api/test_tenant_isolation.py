@@ -15,9 +15,10 @@ from accounts.models import EndUser
 from accounts.services.audit import Actor
 from api.api import api as ninja_api
 from core.vault import open_secret
-from integrations.models import ConnectSession, Credential, Installation
+from integrations.models import ConnectSession, Credential, Installation, WorkflowRun
 from integrations.services.connect_sessions import connect_session_create
 from integrations.services.installations import installation_install
+from integrations.services.workflow_runs import workflow_run_create
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -59,11 +60,25 @@ def b(other_tenant):
     deployment = factories.make_deployment(
         tenant=other_tenant, flows=[flow], name="B Hidden Deployment"
     )
+    workflow = factories.make_workflow(
+        flow=flow,
+        key="b-hidden-workflow",
+        name="B Hidden Workflow",
+        steps=[{"name": "me", "app": "shared-app", "path": "me"}],
+    )
     installation, _ = installation_install(
         end_user=user, flow=flow, credential=credential, actor=Actor.system()
     )
     session = connect_session_create(tenant=other_tenant, end_user=user).session
+    run = workflow_run_create(
+        workflow=workflow,
+        installation=installation,
+        trigger=WorkflowRun.Trigger.REQUEST,
+        data={"b_marker": "B hidden input"},
+    )
     return {
+        "workflow": workflow,
+        "run": run,
         "tenant": other_tenant,
         "user": user,
         "credential": credential,
@@ -90,6 +105,9 @@ def _markers(b) -> list[str]:
         b["tenant"].name,
         b["private_app"].name,
         str(b["installation"].pk),
+        b["workflow"].name,
+        str(b["run"].pk),
+        "B hidden input",
         B_SECRET,
     ]
 
@@ -102,6 +120,8 @@ def _path_values(b) -> dict[str, list[str]]:
         "session_id": [str(b["session"].pk)],
         "app": [b["private_app"].slug, b["shared_app"].slug],
         "path": ["me"],
+        "workflow_id": [str(b["workflow"].public_id)],
+        "run_id": [str(b["run"].pk)],
     }
 
 
@@ -123,6 +143,7 @@ def _bodies(b) -> dict[tuple[str, str], dict]:
         },
         ("post", "/api/v1/users/{external_id}/installations"): {"flow_id": str(b["flow"].pk)},
         ("patch", "/api/v1/users/{external_id}/installations/{flow_id}"): {"enabled": False},
+        ("post", "/api/v1/workflows/{workflow_id}/run"): {"input": {}},
     }
 
 
@@ -133,6 +154,11 @@ def _queries(b) -> dict[tuple[str, str], list[str]]:
             f"app={b['private_app'].slug}",
         ],
         ("get", "/api/v1/users/{external_id}/installations"): [f"flow_id={b['flow'].pk}"],
+        ("get", "/api/v1/runs"): [
+            f"user={b['user'].external_id}",
+            f"workflow={b['workflow'].public_id}",
+            f"credential={b['credential'].pk}",
+        ],
     }
 
 
@@ -201,6 +227,7 @@ def test_tenant_a_gets_a_404_for_every_operation_on_tenant_bs_objects(api, tenan
     assert Installation.objects.get(pk=b["installation"].pk).enabled is True
     assert ConnectSession.objects.get(pk=b["session"].pk).revoked_at is None
     assert not Installation.objects.filter(tenant=tenant).exists()
+    assert list(WorkflowRun.objects.values_list("pk", flat=True)) == [b["run"].pk]
     assert not Credential.objects.filter(tenant=tenant).exists()
 
 
