@@ -30,6 +30,7 @@ from integrations.services.workflow_runs import (
     workflow_run_enqueue_new,
     workflow_run_execute,
 )
+from integrations.services.workflow_triggers import workflow_trigger_issue, workflow_trigger_url
 
 router = Router(tags=["workflows"])
 
@@ -282,3 +283,50 @@ def get_run(request: HttpRequest, run_id: UUID):
     if run is None:
         raise NotFound("No run with this id.", code="run_not_found")
     return run
+
+
+class TriggerUrlOut(Schema):
+    url: str = Field(
+        ..., description="The secret trigger URL: shown this once; GET or POST it to run."
+    )
+    workflow_id: UUID
+    installation_id: UUID
+    created_at: datetime
+    rotated_at: datetime | None
+
+
+@router.post(
+    "/workflows/{workflow_id}/trigger_url",
+    response={201: TriggerUrlOut, **errors(404, 422)},
+    summary="Issue or rotate an installation's trigger URL",
+    description=(
+        "For a URL-triggered workflow: issues the secret trigger URL of the installation using "
+        f"the account named by `{CREDENTIAL_HEADER}` (or the user's only installation, "
+        f"`{USER_HEADER}`), or rotates it (the previous URL stops working at once). The URL "
+        "holds 256 random bits, is stored only hashed and is shown in this answer only. A GET "
+        "or POST to it queues a run and answers 202 with the run id; a disabled installation "
+        "or workflow, or an expired or revoked account, is refused naming the reason."
+    ),
+)
+def issue_trigger_url(
+    request: HttpRequest,
+    workflow_id: UUID,
+    credential_id: CredentialHeader = None,
+    user: UserHeader = None,
+):
+    workflow = workflow_get_or_404(tenant=request.tenant, workflow_id=workflow_id)
+    installation = workflow_installation_choose(
+        workflow=workflow, credential_id=credential_id, user_external_id=user
+    )
+    trigger, token = workflow_trigger_issue(workflow=workflow, installation=installation)
+    response = Status(
+        201,
+        {
+            "url": workflow_trigger_url(token),
+            "workflow_id": workflow.public_id,
+            "installation_id": installation.pk,
+            "created_at": trigger.created_at,
+            "rotated_at": trigger.rotated_at,
+        },
+    )
+    return response

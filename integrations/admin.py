@@ -36,6 +36,7 @@ from integrations.models import (
     Workflow,
     WorkflowRun,
     WorkflowRunStep,
+    WorkflowTrigger,
 )
 from integrations.selectors import app_problems_for_flows
 from integrations.services.connect_sessions import connect_session_revoke
@@ -58,6 +59,7 @@ from integrations.services.verification import (
 from integrations.services.webhook_delivery import webhook_delivery_redeliver
 from integrations.services.webhooks import webhook_endpoint_secret_rotate
 from integrations.services.workflow_runs import workflow_run_rerun
+from integrations.services.workflow_triggers import workflow_trigger_issue, workflow_trigger_url
 from integrations.services.workflows import workflow_definition_check
 
 
@@ -304,6 +306,22 @@ class WorkflowAdmin(TenantScopedAdmin):
     inlines = [RecentRunInline]
 
 
+@admin.register(WorkflowTrigger)
+class WorkflowTriggerAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """Which installations have a trigger URL; the URL itself is stored only hashed."""
+
+    list_display = ["workflow", "installation", "created_at", "rotated_at", "last_used_at"]
+    list_select_related = ["workflow", "installation", "installation__flow"]
+    readonly_fields = [
+        "workflow",
+        "installation",
+        "created_at",
+        "rotated_at",
+        "last_used_at",
+    ]
+    fields = readonly_fields
+
+
 class WorkflowRunStepInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = WorkflowRunStep
     fields = [
@@ -478,6 +496,38 @@ class InstallationAdmin(TenantScopedAdmin):
     list_select_related = ["flow", "end_user", "tenant"]
     readonly_fields = ["disabled_reason"]
     inlines = [InstallationCredentialInline, InstallationRunInline]
+    actions = ["issue_trigger_urls"]
+
+    def has_issue_trigger_urls_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)
+
+    @admin.action(
+        description="Issue or rotate trigger URLs (shows them once)",
+        permissions=["issue_trigger_urls"],
+    )
+    def issue_trigger_urls(self, request, queryset):
+        installations = [i for i in queryset if self.has_change_permission(request, i)]
+        if len(installations) != 1:
+            self.message_user(request, "Choose one installation at a time.", messages.ERROR)
+            return None
+        installation = installations[0]
+        workflows = list(installation.flow.workflows.filter(trigger=Workflow.Trigger.URL))
+        if not workflows:
+            self.message_user(request, "This flow has no URL-triggered workflow.", messages.ERROR)
+            return None
+        urls = []
+        for workflow in workflows:
+            _, token = workflow_trigger_issue(workflow=workflow, installation=installation)
+            urls.append(workflow_trigger_url(token))
+        return reveal_once_response(
+            request,
+            title=f"Trigger URLs of {installation}",
+            secret="  ".join(urls),
+            explanation="A GET or POST to a trigger URL queues a run of "
+            + ", ".join(f"“{w.name}”" for w in workflows)
+            + " for this installation. Earlier URLs of these workflows stop working now.",
+            back_url=reverse("admin:integrations_installation_changelist"),
+        )
 
 
 @admin.register(WebhookEndpoint)

@@ -883,3 +883,34 @@ class WorkflowRunStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.position}. {self.name}"
+
+
+class WorkflowTrigger(models.Model):
+    """The secret trigger URL of one installation's URL-triggered workflow (Tray's triggerUrl).
+
+    The URL holds 256 random bits; only their SHA-256 is stored, so the URL is shown once, when
+    it is issued or rotated.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="workflow_triggers")
+    installation = models.ForeignKey(
+        Installation, on_delete=models.CASCADE, related_name="workflow_triggers"
+    )
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="triggers")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "workflow trigger URL"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["installation", "workflow"], name="workflowtrigger_one_per_installation"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Trigger URL of {self.workflow} for {self.installation}"

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from api.api import api
+from api.hooks import workflow_trigger
 from core.conf import conf
 
 admin.site.login = secure_admin_login(admin.site.login)
@@ -18,6 +19,7 @@ urlpatterns = [
     path("embed/", include("connect.embed_urls")),
     path("connect/", include("connect.urls")),
     path("api/v1/", api.urls),
+    path("hooks/workflows/<str:token>", workflow_trigger, name="workflow_trigger"),
 ]
 
 if conf.SANDBOX_ENABLED:

@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from accounts.models import Membership, Tenant
+from accounts.services.audit import Actor
 from accounts.services.end_users import end_user_upsert
 from accounts.services.tenants import (
     tenant_api_key_authenticate,
@@ -22,10 +23,22 @@ from accounts.services.tenants import (
 )
 from core.conf import conf
 from core.validators import origin_of
-from integrations.models import App, ConnectSession, Deployment, Flow, TenantOAuthClient, Workflow
+from integrations.models import (
+    App,
+    ConnectSession,
+    Credential,
+    Deployment,
+    Flow,
+    Installation,
+    TenantOAuthClient,
+    Workflow,
+)
 from integrations.services.catalog import catalog_load
 from integrations.services.connect_sessions import IssuedSession, connect_session_create
+from integrations.services.credentials import NewSecret, credential_create, credential_reconnect
+from integrations.services.installations import installation_install
 from integrations.services.oauth_clients import oauth_client_secret, oauth_client_set
+from integrations.services.workflows import workflow_save
 from portal.setup_files import _write_private
 from sandbox.catalog import (
     SANDBOX_API_KEY,
@@ -47,6 +60,33 @@ DEMO_CLIENT_ID = "connect-portal-demo"
 ADMIN_EMAIL = "admin@demo.test"
 STAFF_EMAIL = "staff@acme-demo.test"
 DEMO_USER_ID = "demo-user-1"
+DEMO_WORKFLOW_KEY = "add-item"
+
+# The demo's workflow: reads the sandbox account's items, then creates one from the input.
+ADD_ITEM_WORKFLOW = {
+    "name": "Add a sandbox item",
+    "description": "Counts the account's items, then adds one titled from the input.",
+    "trigger": Workflow.Trigger.REQUEST,
+    "input_schema": {
+        "type": "object",
+        "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 200}},
+        "required": ["title"],
+    },
+    "steps": [
+        {"name": "list", "app": SANDBOX_API_KEY, "path": "items"},
+        {
+            "name": "create",
+            "app": SANDBOX_API_KEY,
+            "method": "POST",
+            "path": "items",
+            "body": {"title": "{{ input.title }}"},
+        },
+    ],
+    "response": {
+        "items_before": "{{ steps.list.body | length }}",
+        "created": {"id": "{{ steps.create.body.id }}", "title": "{{ steps.create.body.title }}"},
+    },
+}
 
 SYNC_SETTINGS_SCHEMA = {
     "type": "object",
@@ -80,6 +120,8 @@ class DemoSeed:
     sandbox_api_key: str
     session: IssuedSession
     host_example_url: str
+    workflow: Workflow
+    workflow_credential: Credential
 
 
 def _read_or_create(path: Path, make) -> str:
@@ -192,10 +234,23 @@ def demo_seed(*, base_url: str, var_dir: Path) -> DemoSeed:
         description="Posts failed payments to your team.",
     )
     draft = _flow(tenant, "Support inbox (draft)", Flow.Status.DRAFT, [catalog["zendesk"]])
+    items = _flow(
+        tenant,
+        "Sandbox items",
+        Flow.Status.PUBLISHED,
+        [sandbox_apps[SANDBOX_API_KEY]],
+        description="Adds items to your sandbox account from Acme.",
+    )
+    workflow = Workflow.objects.filter(flow=items, key=DEMO_WORKFLOW_KEY).first() or Workflow(
+        flow=items, key=DEMO_WORKFLOW_KEY
+    )
+    for name, value in ADD_ITEM_WORKFLOW.items():
+        setattr(workflow, name, value)
+    workflow_save(workflow=workflow)
     active, _ = Deployment.objects.update_or_create(
         tenant=tenant, name="Production", defaults={"is_active": True}
     )
-    active.flows.set([sync, billing, draft])
+    active.flows.set([sync, billing, draft, items])
     legacy, _ = Deployment.objects.update_or_create(
         tenant=tenant, name="Legacy (inactive)", defaults={"is_active": False}
     )
@@ -226,10 +281,18 @@ def demo_seed(*, base_url: str, var_dir: Path) -> DemoSeed:
     alice: SandboxAccount = sandbox_accounts[0]
     sandbox_key_file = var_dir / "demo-sandbox-key"
     sandbox_key = sandbox_key_file.read_text().strip() if sandbox_key_file.exists() else ""
-    if not sandbox_key or sandbox_api_key_authenticate(key=sandbox_key) is None:
+    new_sandbox_key = not sandbox_key or sandbox_api_key_authenticate(key=sandbox_key) is None
+    if new_sandbox_key:
         sandbox_key = sandbox_api_key_create(account=alice, name="Demo key")[1]
         sandbox_key_file.unlink(missing_ok=True)
         _write_private(sandbox_key_file, sandbox_key + "\n")
+    credential = _demo_credential(
+        end_user, sandbox_apps[SANDBOX_API_KEY], alice, sandbox_key, new_key=new_sandbox_key
+    )
+    if not Installation.objects.filter(end_user=end_user, flow=items).exists():
+        installation_install(
+            end_user=end_user, flow=items, credential=credential, actor=Actor.system()
+        )
 
     session = connect_session_create(
         tenant=tenant, end_user=end_user, deployment=active, source=ConnectSession.Source.DEMO
@@ -244,6 +307,35 @@ def demo_seed(*, base_url: str, var_dir: Path) -> DemoSeed:
         session=session,
         host_example_url=base_url.replace("127.0.0.1", "localhost", 1).rstrip("/")
         + "/sandbox/host-example/",
+        workflow=workflow,
+        workflow_credential=credential,
+    )
+
+
+def _demo_credential(
+    end_user, app: App, account: SandboxAccount, key: str, *, new_key: bool
+) -> Credential:
+    """The demo user's sandbox API-key account (Alice's demo key), kept current on re-runs.
+
+    The key was issued by the sandbox a moment ago, so it is known good: no provider call.
+    """
+    new = NewSecret(secret={"api_key": key})
+    credential = Credential.objects.filter(
+        end_user=end_user, app=app, identity=account.email
+    ).first()
+    if credential is None:
+        return credential_create(
+            end_user=end_user,
+            app=app,
+            new=new,
+            identity=account.email,
+            label="Alice's sandbox",
+            actor=Actor.system(),
+        )
+    if credential.status == Credential.Status.ACTIVE and not new_key:
+        return credential
+    return credential_reconnect(
+        credential=credential, new=new, identity=account.email, actor=Actor.system()
     )
 
 
@@ -264,6 +356,17 @@ def demo_summary(seed: DemoSeed) -> str:
             f"Sandbox API key: {seed.sandbox_api_key}",
             f"Host example:    {seed.host_example_url}",
             "  (the tenant's product on another origin, embedding the modal through the SDK)",
+            "Run the demo workflow (then see it in the admin under Workflow runs):",
+            f"  {demo_workflow_curl(seed)}",
             "",
         ]
+    )
+
+
+def demo_workflow_curl(seed: DemoSeed) -> str:
+    return (
+        f"curl -X POST {conf.BASE_URL}/api/v1/workflows/{seed.workflow.public_id}/run "
+        f'-H "Authorization: Bearer {seed.api_key}" '
+        f'-H "X-Portal-Credential: {seed.workflow_credential.pk}" '
+        """-H "Content-Type: application/json" -d '{"input": {"title": "Hello from curl"}}'"""
     )

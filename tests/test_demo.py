@@ -3,13 +3,15 @@
 import stat
 from io import StringIO
 
+import requests
 from django.core.management import call_command
 from django.test import override_settings
 
 from accounts.models import EndUser, Tenant, TenantApiKey
 from accounts.services.tenants import tenant_api_key_authenticate
-from integrations.models import App, ConnectSession, Deployment, Flow
-from sandbox.demo import demo_seed
+from integrations.models import App, ConnectSession, Deployment, Flow, WorkflowRun
+from sandbox.demo import demo_seed, demo_workflow_curl
+from sandbox.models import SandboxItem
 
 
 def test_the_demo_seeds_a_tenant_whose_session_url_opens_the_modal(db, client, tmp_path):
@@ -66,3 +68,38 @@ def test_the_dev_settings_generate_the_encryption_key_in_an_owner_only_file(tmp_
     content = path.read_text()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert ensure_dev_keyring_file(path).read_text() == content  # kept on the next run
+
+
+def test_the_demo_workflow_runs_against_the_sandbox_with_the_readmes_curl(
+    transactional_db, live_server, tmp_path
+):
+    """The README's one-line curl, sent to a live server: the workflow reads the sandbox
+    account's items and creates one from the input, and the run is in the history."""
+    with override_settings(PORTAL_BASE_URL=live_server.url):
+        seed = demo_seed(base_url=live_server.url, var_dir=tmp_path)
+        curl = demo_workflow_curl(seed)
+    assert curl.startswith(f"curl -X POST {live_server.url}/api/v1/workflows/")
+
+    before = SandboxItem.objects.filter(account__email="alice@sandbox.test").count()
+    response = requests.post(
+        f"{live_server.url}/api/v1/workflows/{seed.workflow.public_id}/run",
+        headers={
+            "Authorization": f"Bearer {seed.api_key}",
+            "X-Portal-Credential": str(seed.workflow_credential.pk),
+        },
+        json={"input": {"title": "Hello from curl"}},
+        timeout=30,
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    item = SandboxItem.objects.get(title="Hello from curl")
+    assert body == {
+        "items_before": before,
+        "created": {"id": str(item.pk), "title": "Hello from curl"},
+    }
+    run = WorkflowRun.objects.get(pk=response.headers["X-Portal-Run"])
+    assert run.credentials_used.get().credential_id == seed.workflow_credential.pk
+    again = demo_seed(base_url=live_server.url, var_dir=tmp_path)
+    assert again.workflow.pk == seed.workflow.pk
+    assert again.workflow_credential.pk == seed.workflow_credential.pk

@@ -14,7 +14,8 @@ from django.urls import reverse
 
 from accounts.models import AuditLogEntry, Membership
 from accounts.services.audit import Actor
-from integrations.models import WorkflowRun
+from core.tokens import hash_token
+from integrations.models import WorkflowRun, WorkflowTrigger
 from integrations.services.installations import installation_install
 from integrations.services.workflow_runs import workflow_run_create, workflow_run_execute
 from tests import factories
@@ -171,3 +172,24 @@ def test_the_workflow_admin_refuses_a_hostile_definition_naming_the_step(staff, 
     assert "step “evil”.path" in response.content.decode()
     workflow.refresh_from_db()
     assert workflow.steps[0]["name"] == "echo"
+
+
+def test_staff_issue_an_installations_trigger_url_shown_once_and_stored_hashed(staff, world):
+    workflow = world["workflow"]
+    workflow.trigger = "url"
+    workflow.save()
+
+    response = staff.post(
+        reverse("admin:integrations_installation_changelist"),
+        {"action": "issue_trigger_urls", "_selected_action": [str(world["installation"].pk)]},
+    )
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "/hooks/workflows/wt_" in text
+    token = text.split("/hooks/workflows/")[1].split('"')[0].split()[0]
+    trigger = WorkflowTrigger.objects.get(installation=world["installation"])
+    assert trigger.token_hash == hash_token(token)
+    listing = staff.get(reverse("admin:integrations_workflowtrigger_changelist"))
+    assert listing.status_code == 200
+    assert token not in listing.content.decode()
