@@ -95,10 +95,24 @@ class InstallationPatchIn(Schema):
     }
 
 
+class NeedsUpdateOut(Schema):
+    version: int = Field(..., description="The flow version waiting for the user.")
+    apps: list[str] = Field(..., description="Apps the user must connect an account for.")
+    settings: list[str] = Field(..., description="Required settings the user must fill in.")
+
+
 class InstallationOut(Schema):
     id: UUID
     flow_id: UUID
     flow_name: str
+    flow_version: int | None = Field(
+        ..., description="The flow version it runs (null before the flow's first publication)."
+    )
+    needs_update: NeedsUpdateOut | None = Field(
+        ...,
+        description="A breaking update waiting for the end user's action; it keeps running "
+        "its version until then.",
+    )
     user: str = Field(..., description="Your id for the user.")
     enabled: bool
     disabled_reason: str
@@ -113,6 +127,16 @@ class InstallationOut(Schema):
     @staticmethod
     def resolve_flow_name(obj: Installation) -> str:
         return obj.flow.name
+
+    @staticmethod
+    def resolve_flow_version(obj: Installation) -> int | None:
+        return obj.flow_version.number if obj.flow_version else None
+
+    @staticmethod
+    def resolve_needs_update(obj: Installation) -> dict | None:
+        if obj.pending_version is None:
+            return None
+        return {"version": obj.pending_version.number, **obj.needs_action}
 
     @staticmethod
     def resolve_user(obj: Installation) -> str:

@@ -127,6 +127,19 @@ MESSAGES: dict[str, Promise] = {
     "switch_on_first": _("Switch “{flow}” on first."),
     "app_not_offered": _("“{slug}” is not one of the apps you can connect here."),
     "attempt_gone": _("That sign-in is no longer in progress."),
+    "needs_attention_apps": _(
+        "Needs your attention: a new version of “{flow}” uses {apps}. Connect an account for "
+        "it to move to the new version; until then the current one keeps running."
+    ),
+    "needs_attention_settings": _(
+        "Needs your attention: a new version of “{flow}” needs {settings}. Fill it in under "
+        "Settings to move to the new version; until then the current one keeps running."
+    ),
+    "needs_attention_both": _(
+        "Needs your attention: a new version of “{flow}” uses {apps} and needs {settings}. "
+        "Connect an account for it and fill in the settings to move to the new version; until "
+        "then the current one keeps running."
+    ),
     "flow_off": _("“{flow}” is off."),
     "flow_on": _("“{flow}” is on."),
     "flow_uses": _("“{flow}” now uses {account}."),

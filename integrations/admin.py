@@ -47,6 +47,7 @@ from integrations.services.credentials import (
     credential_revoke,
 )
 from integrations.services.end_users import end_user_delete
+from integrations.services.installations import flow_publish
 from integrations.services.jobs import verification_enqueue
 from integrations.services.oauth_clients import oauth_client_secret_set
 from integrations.services.verification import (
@@ -461,6 +462,23 @@ class FlowAdmin(ConnectCheckMixin, TenantScopedAdmin):
     filter_horizontal = ["apps"]
     readonly_fields = ["connect_check"]
     inlines = [WorkflowInline]
+    actions = ["publish"]
+
+    def has_publish_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)
+
+    @admin.action(description="Publish a new version", permissions=["publish"])
+    def publish(self, request, queryset):
+        for flow in queryset:
+            if not self.has_change_permission(request, flow):
+                continue
+            version = flow_publish(flow=flow, actor=Actor.staff(request.user))
+            waiting = Installation.objects.filter(pending_version=version).count()
+            self.message_user(
+                request,
+                f"Published “{flow.name}” version {version.number}; "
+                f"{waiting} installation(s) need their user's action, the others moved.",
+            )
 
     def _flows_of(self, obj):
         return Flow.objects.filter(pk=obj.pk)
@@ -494,7 +512,7 @@ class InstallationAdmin(TenantScopedAdmin):
     list_filter = ["enabled", "tenant"]
     search_fields = ["end_user__external_id", "flow__name"]
     list_select_related = ["flow", "end_user", "tenant"]
-    readonly_fields = ["disabled_reason"]
+    readonly_fields = ["disabled_reason", "flow_version", "pending_version", "needs_action"]
     inlines = [InstallationCredentialInline, InstallationRunInline]
     actions = ["issue_trigger_urls"]
 

@@ -348,6 +348,33 @@ class Workflow(models.Model):
         }
 
 
+class FlowVersion(models.Model):
+    """A published flow, frozen: its apps, settings schema and workflow definitions.
+
+    Publishing makes one; installations run the version they are on (Tray's solution versions).
+    """
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    apps = models.JSONField(default=list, help_text="The slugs of the flow's apps.")
+    settings_schema = models.JSONField(default=dict, blank=True)
+    workflows = models.JSONField(default=dict, help_text="Each workflow's definition, by key.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["flow", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "number"], name="flowversion_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow} v{self.number}"
+
+    def required_settings(self) -> set[str]:
+        schema = self.settings_schema if isinstance(self.settings_schema, dict) else {}
+        return set(schema.get("required") or [])
+
+
 class Deployment(models.Model):
     """A tenant's set of flows offered to end users while active."""
 
@@ -384,6 +411,27 @@ class Installation(models.Model):
     disabled_reason = models.CharField(max_length=300, blank=True)
     settings = models.JSONField(default=dict, blank=True)
     enabled_workflows = models.ManyToManyField(Workflow, blank=True, related_name="installations")
+    flow_version = models.ForeignKey(
+        FlowVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The version it runs; empty before the flow's first publication.",
+    )
+    pending_version = models.ForeignKey(
+        FlowVersion,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="A breaking update waiting for the end user (see needs_action).",
+    )
+    needs_action = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the end user must add to move to the pending version: apps, settings.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -327,6 +327,13 @@ def app_get_for_tenant(*, tenant: Tenant, slug: str) -> App | None:
     return apps.order_by(F("tenant_id").asc(nulls_last=True)).first()
 
 
+def app_names(*, slugs: list[str]) -> list[str]:
+    """The names of the apps with these slugs (for a sentence; catalog and custom apps alike)."""
+    if not slugs:
+        return []
+    return sorted(set(App.objects.filter(slug__in=slugs).values_list("name", flat=True)))
+
+
 def flow_get(*, tenant: Tenant, flow_id) -> Flow | None:
     return Flow.objects.filter(tenant=tenant, pk=flow_id).first()
 
@@ -337,7 +344,7 @@ def installation_list_for_end_user(
     """The end user's installations (of ``flow``, using ``credential``), oldest first."""
     installations = Installation.objects.filter(
         tenant_id=end_user.tenant_id, end_user=end_user
-    ).select_related("flow", "end_user")
+    ).select_related("flow", "end_user", "flow_version", "pending_version")
     if flow is not None:
         installations = installations.filter(flow=flow)
     if credential is not None:

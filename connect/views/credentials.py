@@ -26,6 +26,7 @@ from connect.views.modal import not_found, render_app_panel
 from core.errors import DomainError
 from integrations.models import Credential
 from integrations.selectors import (
+    app_names,
     credential_get_for_session,
     flows_for_credential,
 )
@@ -43,6 +44,24 @@ def _credential_or_404(request: HttpRequest, credential_id):
 
 def _gone(request: HttpRequest) -> HttpResponse:
     return not_found(request, say("account_gone"))
+
+
+def _attention(flow, installation) -> str:
+    """What a breaking update of the flow waits for, in the end user's words, or ''."""
+    if installation is None or installation.pending_version_id is None:
+        return ""
+    missing = installation.needs_action or {}
+    properties = (flow.settings_schema or {}).get("properties") or {}
+    settings = ", ".join(
+        f"“{(properties.get(name) or {}).get('title') or name}”"
+        for name in missing.get("settings", [])
+    )
+    apps = ", ".join(app_names(slugs=missing.get("apps", [])))
+    if apps and settings:
+        return say("needs_attention_both", flow=flow.name, apps=apps, settings=settings)
+    if apps:
+        return say("needs_attention_apps", flow=flow.name, apps=apps)
+    return say("needs_attention_settings", flow=flow.name, settings=settings)
 
 
 def flow_cards(request: HttpRequest, credential: Credential, *, bound: dict | None = None):
@@ -67,6 +86,7 @@ def flow_cards(request: HttpRequest, credential: Credential, *, bound: dict | No
         cards.append(
             {
                 "entry": entry,
+                "attention": _attention(entry.flow, installation),
                 "settings_form": settings_form,
                 "workflows_form": workflows_form,
                 "note": bound.get(("note", key)),

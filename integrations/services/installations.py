@@ -5,7 +5,11 @@ Rules (Paragon's install/uninstall, Tray's solution instances):
 - without ``allow_multiple`` a second install of the same flow is a conflict, unless it names a
   new credential, which then replaces the account and keeps the settings and workflows;
 - with ``allow_multiple`` another installation for another account is allowed;
-- an installation is enabled only while every app of its flow has a usable credential.
+- an installation is enabled only while every app of its flow has a usable credential;
+- publishing a flow makes a frozen version. An installation moves to it at once when it adds
+  no app and no required setting the installation lacks (a lazy update: ``installation.updated``);
+  otherwise it stays on its version, runs it, and is marked as needing the end user's action
+  (``installation.needs_update``) until the missing account or setting is given, which moves it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from django.utils import timezone
 from accounts.models import EndUser
 from accounts.services.audit import Actor, audit_record
 from core.errors import Conflict, Invalid, NotFound
-from integrations.models import Credential, Flow, Installation, InstallationCredential, Workflow
+from integrations.models import (
+    Credential,
+    Flow,
+    FlowVersion,
+    Installation,
+    InstallationCredential,
+    Workflow,
+)
 from integrations.services.events import event_emit
 
 
@@ -28,6 +39,7 @@ def installation_event_data(installation: Installation, **extra: Any) -> dict[st
         "installation_id": str(installation.pk),
         "flow_id": str(installation.flow_id),
         "flow_name": installation.flow.name,
+        "flow_version": installation.flow_version.number if installation.flow_version else None,
         "user_id": installation.end_user.external_id,
         "enabled": installation.enabled,
         "credentials": {
@@ -65,10 +77,7 @@ def settings_validate(*, flow: Flow, settings: dict[str, Any]) -> dict[str, Any]
     if not isinstance(settings, dict):
         raise Invalid("Settings must be an object.", code="invalid_settings")
     schema = flow.settings_schema or {}
-    values = dict(settings)
-    for name, spec in (schema.get("properties") or {}).items():
-        if name not in values and isinstance(spec, dict) and "default" in spec:
-            values[name] = spec["default"]
+    values = settings_with_defaults(schema=schema, settings=settings)
     if schema:
         errors = {}
         for error in jsonschema.Draft202012Validator(schema).iter_errors(values):
@@ -186,6 +195,7 @@ def installation_install(
         tenant_id=end_user.tenant_id,
         end_user=end_user,
         flow=flow,
+        flow_version=flow.versions.order_by("-number").first(),
         settings=settings_validate(flow=flow, settings=settings or {}),
     )
     installation.enabled_workflows.set(flow.workflows.filter(enabled_by_default=True))
@@ -226,6 +236,7 @@ def installation_credential_replace(
         event_type="installation.updated",
         credential=credential,
     )
+    installation_pending_update_apply(installation=installation, actor=actor)
     return installation
 
 
@@ -283,6 +294,7 @@ def installation_update(
     _record(
         installation, actor=actor, action="installation.update", event_type="installation.updated"
     )
+    installation_pending_update_apply(installation=installation, actor=actor)
     return installation
 
 
@@ -310,3 +322,132 @@ def installation_uninstall(
         )
     Installation.objects.filter(pk__in=[i.pk for i in removed]).delete()
     return len(removed)
+
+
+# Flow versions.
+
+
+def flow_snapshot(flow: Flow) -> dict[str, Any]:
+    """What a version freezes: the apps, the settings schema and every workflow's definition."""
+    return {
+        "apps": sorted(flow.apps.values_list("slug", flat=True)),
+        "settings_schema": flow.settings_schema or {},
+        "workflows": {workflow.key: workflow.definition() for workflow in flow.workflows.all()},
+    }
+
+
+def installation_missing(*, installation: Installation, version: FlowVersion) -> dict[str, list]:
+    """What ``version`` adds that the installation lacks: accounts for new apps, values for new
+    required settings (relative to the version it is on)."""
+    current = installation.flow_version
+    old_apps = set(current.apps) if current else set(version.apps)
+    old_required = current.required_settings() if current else version.required_settings()
+    own = installation.flow.tenant.own_app
+    linked = set(
+        installation.credential_links.filter(
+            credential__status__in=Credential.USABLE_STATUSES
+        ).values_list("app__slug", flat=True)
+    )
+    new_apps = set(version.apps) - old_apps - ({own.slug} if own else set())
+    values = settings_with_defaults(schema=version.settings_schema, settings=installation.settings)
+    return {
+        "apps": sorted(new_apps - linked),
+        "settings": sorted((version.required_settings() - old_required) - set(values)),
+    }
+
+
+def settings_with_defaults(*, schema: dict, settings: dict[str, Any]) -> dict[str, Any]:
+    values = dict(settings or {})
+    for name, spec in ((schema or {}).get("properties") or {}).items():
+        if name not in values and isinstance(spec, dict) and "default" in spec:
+            values[name] = spec["default"]
+    return values
+
+
+def _move(installation: Installation, version: FlowVersion, *, actor: Actor) -> None:
+    before = installation.flow_version
+    added = set(version.workflows) - set(before.workflows) if before else set()
+    installation.flow_version = version
+    installation.pending_version = None
+    installation.needs_action = {}
+    installation.settings = settings_with_defaults(
+        schema=version.settings_schema, settings=installation.settings
+    )
+    installation.save(
+        update_fields=["flow_version", "pending_version", "needs_action", "settings", "updated_at"]
+    )
+    # Workflows new in this version start as their default says; the others keep their choice.
+    installation.enabled_workflows.add(
+        *Workflow.objects.filter(
+            flow=installation.flow, enabled_by_default=True, key__in=sorted(added)
+        )
+    )
+    _record(
+        installation,
+        actor=actor,
+        action="installation.version_update",
+        event_type="installation.updated",
+    )
+
+
+@transaction.atomic
+def flow_publish(*, flow: Flow, actor: Actor) -> FlowVersion:
+    """Freeze the flow as its next version and move or mark each installation."""
+    Flow.objects.select_for_update().filter(pk=flow.pk).first()
+    latest = flow.versions.order_by("-number").first()
+    version = FlowVersion.objects.create(
+        flow=flow, number=(latest.number + 1) if latest else 1, **flow_snapshot(flow)
+    )
+    if flow.status != Flow.Status.PUBLISHED:
+        flow.status = Flow.Status.PUBLISHED
+        flow.save(update_fields=["status", "updated_at"])
+    installations = (
+        Installation.objects.select_for_update(of=("self",))
+        .filter(flow=flow)
+        .select_related("flow", "flow__tenant", "end_user", "tenant")
+    )
+    for installation in installations:
+        _version_offer(installation, version, actor=actor)
+    audit_record(
+        tenant=flow.tenant,
+        actor=actor,
+        action="flow.publish",
+        target=f"{flow.pk} v{version.number}",
+    )
+    return version
+
+
+def _version_offer(installation: Installation, version: FlowVersion, *, actor: Actor) -> None:
+    missing = installation_missing(installation=installation, version=version)
+    if not missing["apps"] and not missing["settings"]:
+        _move(installation, version, actor=actor)
+        return
+    installation.pending_version = version
+    installation.needs_action = missing
+    installation.save(update_fields=["pending_version", "needs_action", "updated_at"])
+    audit_record(
+        tenant=installation.tenant,
+        actor=actor,
+        action="installation.needs_update",
+        target=str(installation.pk),
+    )
+    event_emit(
+        tenant=installation.tenant,
+        type="installation.needs_update",
+        data=installation_event_data(installation, pending_version=version.number, missing=missing),
+    )
+
+
+def installation_pending_update_apply(*, installation: Installation, actor: Actor) -> bool:
+    """Move the installation to its pending version once nothing is missing any more."""
+    if installation.pending_version_id is None:
+        return False
+    version = installation.pending_version
+    missing = installation_missing(installation=installation, version=version)
+    if missing["apps"] or missing["settings"]:
+        if missing != installation.needs_action:
+            installation.needs_action = missing
+            installation.save(update_fields=["needs_action", "updated_at"])
+        return False
+    _move(installation, version, actor=actor)
+    return True

@@ -155,6 +155,22 @@ def _links_for(installation: Installation, app_slugs: list[str]) -> dict[str, Cr
     return {link.app.slug: link.credential for link in links}
 
 
+def workflow_definition_for(*, workflow: Workflow, installation: Installation) -> dict[str, Any]:
+    """The definition the installation runs: its flow version's, or the live one before the
+    flow's first publication."""
+    version = installation.flow_version
+    if version is None:
+        return workflow.definition()
+    definition = version.workflows.get(workflow.key)
+    if definition is None:
+        raise WorkflowRefused(
+            f"The workflow “{workflow.name}” is not in version {version.number} of "
+            f"“{installation.flow.name}”, which this installation runs.",
+            code="workflow_not_in_version",
+        )
+    return definition
+
+
 def workflow_run_refusal(
     *, workflow: Workflow, installation: Installation
 ) -> dict[str, Credential]:
@@ -175,7 +191,7 @@ def workflow_run_refusal(
             f"The workflow “{workflow.name}” is switched off in this installation.",
             code="workflow_disabled_for_installation",
         )
-    apps = workflow_apps(workflow.definition())
+    apps = workflow_apps(workflow_definition_for(workflow=workflow, installation=installation))
     links = _links_for(installation, apps)
     for slug in apps:
         credential = links.get(slug)
@@ -194,12 +210,12 @@ def workflow_run_refusal(
     return links
 
 
-def workflow_input_check(*, workflow: Workflow, data: Any) -> dict[str, Any]:
+def workflow_input_check(*, input_schema: dict, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Invalid("The input must be a JSON object.", code="invalid_input")
-    if workflow.input_schema:
+    if input_schema:
         problems = {}
-        for error in jsonschema.Draft202012Validator(workflow.input_schema).iter_errors(data):
+        for error in jsonschema.Draft202012Validator(input_schema).iter_errors(data):
             where = ".".join(str(part) for part in error.absolute_path) or "input"
             problems[f"input.{where}" if where != "input" else where] = error.message
         if problems:
@@ -226,15 +242,18 @@ def workflow_run_create(
 ) -> WorkflowRun:
     """Check that it may run, then record a queued run with the credentials it will use."""
     links = workflow_run_refusal(workflow=workflow, installation=installation)
-    data = workflow_input_check(workflow=workflow, data=data)
+    definition = workflow_definition_for(workflow=workflow, installation=installation)
+    data = workflow_input_check(input_schema=definition.get("input_schema") or {}, data=data)
+    version = installation.flow_version
     run = WorkflowRun.objects.create(
         tenant=installation.tenant,
         workflow=workflow,
         installation=installation,
         end_user=installation.end_user,
+        flow_version=version.number if version else None,
         trigger=trigger,
         input=data,
-        definition=workflow.definition(),
+        definition=definition,
         rerun_of=rerun_of,
     )
     WorkflowRunCredential.objects.bulk_create(

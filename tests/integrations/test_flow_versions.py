@@ -1,0 +1,168 @@
+"""Flow versions: publishing freezes a version; a lazy update moves installations at once and
+keeps their settings; a breaking one marks them, they keep running their version, and giving
+what is missing moves them. Runs always use the installation's version."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.services.audit import Actor
+from integrations.models import Event, FlowVersion, Installation, WorkflowRun
+from integrations.services.installations import (
+    flow_publish,
+    installation_install,
+    installation_update,
+)
+from integrations.services.workflow_runs import (
+    WorkflowRefused,
+    workflow_run_create,
+    workflow_run_execute,
+)
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+SYSTEM = Actor.system()
+
+
+@pytest.fixture
+def app(httpserver):
+    return factories.make_api_key_app(slug="crm", api_base_url=httpserver.url_for("/api"))
+
+
+@pytest.fixture
+def flow(tenant, app):
+    flow = factories.make_flow(
+        tenant=tenant,
+        apps=[app],
+        settings_schema={"type": "object", "properties": {"tag": {"type": "string"}}},
+    )
+    factories.make_deployment(tenant=tenant, flows=[flow])
+    return flow
+
+
+@pytest.fixture
+def workflow(flow):
+    return factories.make_workflow(
+        flow=flow, key="ping", steps=[{"name": "ping", "app": "crm", "path": "v1/ping"}]
+    )
+
+
+@pytest.fixture
+def installation(end_user, flow, app, workflow):
+    flow_publish(flow=flow, actor=SYSTEM)
+    credential = factories.make_credential(end_user=end_user, app=app)
+    installed, _ = installation_install(
+        end_user=end_user, flow=flow, credential=credential, settings={"tag": "vip"}, actor=SYSTEM
+    )
+    return installed
+
+
+def _events(type_):
+    return list(Event.objects.filter(type=type_).order_by("created_at"))
+
+
+def test_publishing_freezes_a_numbered_version_and_new_installations_run_it(flow, installation):
+    version = FlowVersion.objects.get(flow=flow)
+
+    assert version.number == 1
+    assert version.apps == ["crm"]
+    assert version.workflows["ping"]["steps"][0]["path"] == "v1/ping"
+    assert installation.flow_version == version
+
+
+def test_a_lazy_update_moves_installations_and_keeps_their_settings(flow, installation):
+    flow.settings_schema = {
+        "type": "object",
+        "properties": {"tag": {"type": "string"}, "limit": {"type": "integer", "default": 10}},
+    }
+    flow.save()
+
+    version = flow_publish(flow=flow, actor=SYSTEM)
+
+    installation.refresh_from_db()
+    assert installation.flow_version == version
+    assert installation.pending_version is None
+    assert installation.settings == {"tag": "vip", "limit": 10}
+    updated = _events("installation.updated")[-1]
+    assert updated.data["installation_id"] == str(installation.pk)
+    assert updated.data["flow_version"] == 2
+    assert not _events("installation.needs_update")
+
+
+def test_a_breaking_update_marks_installations_which_keep_running_their_version(
+    flow, workflow, installation, httpserver
+):
+    flow.settings_schema = {
+        "type": "object",
+        "properties": {"tag": {"type": "string"}, "region": {"type": "string"}},
+        "required": ["region"],
+    }
+    flow.save()
+    workflow.steps = [{"name": "ping", "app": "crm", "path": "v2/ping"}]
+    workflow.save()
+
+    flow_publish(flow=flow, actor=SYSTEM)
+
+    installation.refresh_from_db()
+    assert installation.flow_version.number == 1
+    assert installation.pending_version.number == 2
+    assert installation.needs_action == {"apps": [], "settings": ["region"]}
+    marked = _events("installation.needs_update")[-1]
+    assert marked.data["missing"] == {"apps": [], "settings": ["region"]}
+    assert marked.data["pending_version"] == 2
+
+    httpserver.expect_request("/api/v1/ping").respond_with_json({"v": 1})
+    httpserver.expect_request("/api/v2/ping").respond_with_json({"v": 2})
+    old = _run(workflow, installation)
+    assert (old.status, old.flow_version) == ("succeeded", 1)
+    assert old.steps.get().path == "v1/ping"
+
+    installation_update(
+        installation=installation, settings={"tag": "vip", "region": "eu"}, actor=SYSTEM
+    )
+
+    installation.refresh_from_db()
+    assert installation.flow_version.number == 2
+    assert installation.pending_version is None
+    assert installation.needs_action == {}
+    assert _events("installation.updated")[-1].data["flow_version"] == 2
+    new = _run(workflow, installation)
+    assert (new.status, new.flow_version) == ("succeeded", 2)
+    assert new.steps.get().path == "v2/ping"
+
+
+def test_a_new_app_is_a_breaking_update_until_the_user_connects_an_account_for_it(
+    tenant, end_user, flow, installation
+):
+    mail = factories.make_api_key_app(slug="mail")
+    flow.apps.add(mail)
+
+    flow_publish(flow=flow, actor=SYSTEM)
+
+    installation.refresh_from_db()
+    assert installation.needs_action == {"apps": ["mail"], "settings": []}
+    account = factories.make_credential(end_user=end_user, app=mail)
+    installation_install(end_user=end_user, flow=flow, credential=account, actor=SYSTEM)
+    installation.refresh_from_db()
+    assert installation.flow_version.number == 2
+    assert installation.pending_version is None
+    assert Installation.objects.filter(flow=flow).count() == 1
+
+
+def test_a_workflow_removed_in_the_installations_version_is_refused(flow, workflow, installation):
+    added = factories.make_workflow(
+        flow=flow, key="later", steps=[{"name": "a", "app": "crm", "path": "x"}]
+    )
+    installation.enabled_workflows.add(added)
+
+    with pytest.raises(WorkflowRefused) as refused:
+        workflow_run_create(workflow=added, installation=installation, trigger="request", data={})
+    assert refused.value.code == "workflow_not_in_version"
+
+
+def _run(workflow, installation) -> WorkflowRun:
+    run = workflow_run_create(
+        workflow=workflow, installation=installation, trigger="request", data={}
+    )
+    return workflow_run_execute(run_id=run.pk)
