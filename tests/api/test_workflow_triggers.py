@@ -3,6 +3,8 @@ for a disabled installation or workflow and an expired or revoked account."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 
@@ -83,7 +85,9 @@ def test_opening_the_trigger_url_queues_a_run_and_answers_202(
     assert run.trigger == "url"
     assert run.status == "succeeded"
     assert run.output == {"note": "n-1"}
-    assert httpserver.log[0][0].json == {"text": "hello"}
+    sent = httpserver.log[0][0]
+    assert (sent.method, sent.headers.get("Content-Type")) == ("POST", "application/json")
+    assert json.loads(sent.data) == {"text": "hello"}
     get = Client().get(path + "?text=from-get")
     assert get.status_code == 202
 

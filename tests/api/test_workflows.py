@@ -135,7 +135,9 @@ def test_a_request_triggered_run_answers_the_mapped_response(
     assert event.data["run_id"] == str(run.pk)
     assert event.data["credentials"] == {"crm": str(account_a.pk)}
     assert (
-        AuditLogEntry.objects.filter(action="credential.use.proxy", credential_id=account_a.pk).count()
+        AuditLogEntry.objects.filter(
+            action="credential.use.proxy", credential_id=account_a.pk
+        ).count()
         == 2
     )
 
