@@ -18,7 +18,7 @@ from ninja import Field, Header, Query, Router, Schema, Status
 from api.auth import request_actor
 from api.errors import error_response
 from api.pagination import PageParams, paginate
-from api.schemas import errors
+from api.schemas import JsonObject, Text, errors
 from api.services import end_user_get_or_404
 from core.errors import Invalid, NotFound
 from integrations.models import WorkflowRun
@@ -43,7 +43,7 @@ FAILURE_STATUSES = {"workflow_timeout": 504, "upstream_timeout": 504}
 
 
 class RunIn(Schema):
-    input: dict[str, Any] = Field(
+    input: JsonObject = Field(
         default_factory=dict, description="The trigger input; checked against the input schema."
     )
     run_async: bool = Field(
@@ -136,21 +136,21 @@ class RunPageOut(Schema):
 
 
 class RunFilters(PageParams):
-    user: str | None = Field(None, max_length=255, description="Only this user's runs (your id).")
+    user: Text | None = Field(None, max_length=255, description="Only this user's runs (your id).")
     workflow: UUID | None = Field(None, description="Only this workflow's runs.")
     credential: UUID | None = Field(None, description="Only runs that used this credential.")
     status: RunStatus | None = Field(None, description="Only runs in this status.")
 
 
-CredentialHeader = Annotated[
-    str | None,
-    Header(
-        None,
-        alias=CREDENTIAL_HEADER,
-        max_length=64,
-        description="The credential id: the installation of the flow that uses this account.",
-    ),
-]
+# Declared like the proxy's: a non-nullable string that is a UUID, read from the request's headers
+# (a typed ``UUID | None`` header would be documented as nullable, a plain string as any text).
+CREDENTIAL_PARAMETER = {
+    "in": "header",
+    "name": CREDENTIAL_HEADER,
+    "required": False,
+    "description": "The credential id: the installation of the flow that uses this account.",
+    "schema": {"type": "string", "format": "uuid"},
+}
 UserHeader = Annotated[
     str | None,
     Header(
@@ -182,6 +182,7 @@ response (200, its run id in `{RUN_HEADER}`). A failed step answers in the error
     summary="Run a workflow as a connected account",
     description=RUN_DESCRIPTION,
     openapi_extra={
+        "parameters": [CREDENTIAL_PARAMETER],
         "responses": {
             "200": {
                 "description": "The workflow's mapped response.",
@@ -193,19 +194,20 @@ response (200, its run id in `{RUN_HEADER}`). A failed step answers in the error
                 },
                 "content": {"application/json": {"schema": {}}},
             }
-        }
+        },
     },
 )
 def run_workflow(
     request: HttpRequest,
     workflow_id: UUID,
     payload: RunIn,
-    credential_id: CredentialHeader = None,
     user: UserHeader = None,
 ):
     workflow = workflow_get_or_404(tenant=request.tenant, workflow_id=workflow_id)
     installation = workflow_installation_choose(
-        workflow=workflow, credential_id=credential_id, user_external_id=user
+        workflow=workflow,
+        credential_id=request.headers.get(CREDENTIAL_HEADER),
+        user_external_id=user,
     )
     if payload.run_async:
         run = workflow_run_enqueue_new(
@@ -299,6 +301,7 @@ class TriggerUrlOut(Schema):
     "/workflows/{workflow_id}/trigger_url",
     response={201: TriggerUrlOut, **errors(404, 422)},
     summary="Issue or rotate an installation's trigger URL",
+    openapi_extra={"parameters": [CREDENTIAL_PARAMETER]},
     description=(
         "For a URL-triggered workflow: issues the secret trigger URL of the installation using "
         f"the account named by `{CREDENTIAL_HEADER}` (or the user's only installation, "
@@ -311,12 +314,13 @@ class TriggerUrlOut(Schema):
 def issue_trigger_url(
     request: HttpRequest,
     workflow_id: UUID,
-    credential_id: CredentialHeader = None,
     user: UserHeader = None,
 ):
     workflow = workflow_get_or_404(tenant=request.tenant, workflow_id=workflow_id)
     installation = workflow_installation_choose(
-        workflow=workflow, credential_id=credential_id, user_external_id=user
+        workflow=workflow,
+        credential_id=request.headers.get(CREDENTIAL_HEADER),
+        user_external_id=user,
     )
     trigger, token = workflow_trigger_issue(workflow=workflow, installation=installation)
     response = Status(

@@ -15,7 +15,7 @@ def _fill_public_ids(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_initial"),
-        ("integrations", "0001_initial"),
+        ("integrations", "0003_connect_session_locale"),
     ]
 
     operations = [

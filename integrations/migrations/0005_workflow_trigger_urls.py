@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_initial'),
-        ('integrations', '0002_workflow_definitions_and_runs'),
+        ('integrations', '0004_workflow_definitions_and_runs'),
     ]
 
     operations = [

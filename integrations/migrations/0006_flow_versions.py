@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('integrations', '0003_workflow_trigger_urls'),
+        ('integrations', '0005_workflow_trigger_urls'),
     ]
 
     operations = [
