@@ -8,6 +8,7 @@ import string
 import uuid
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -109,6 +110,25 @@ class App(models.Model):
         default=dict,
         blank=True,
         help_text="Headers sent with every request to the API, e.g. a version header.",
+    )
+    add_account_prompt = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text=(
+            "OAuth2: the `prompt` sent when a person adds another account, so the provider lets "
+            "them choose or sign in again (e.g. select_account, login). Empty where the "
+            "provider has none."
+        ),
+    )
+    popup_width = models.PositiveSmallIntegerField(
+        default=520,
+        validators=[MinValueValidator(320), MaxValueValidator(1200)],
+        help_text="OAuth2: the sign-in window's width in pixels, to fit the consent page.",
+    )
+    popup_height = models.PositiveSmallIntegerField(
+        default=720,
+        validators=[MinValueValidator(400), MaxValueValidator(1000)],
+        help_text="OAuth2: the sign-in window's height in pixels.",
     )
     refresh_buffer_seconds = models.PositiveIntegerField(
         default=900, help_text="Refresh OAuth2 tokens this long before they expire."

@@ -37,6 +37,10 @@ def _definitions(base_url: str) -> dict[str, dict]:
             "api_base_url": f"{base}/api",
             "verification": verification,
             "docs_url": f"{base}/",
+            # The sandbox (django-oauth-toolkit) shows its sign-in page again for prompt=login.
+            "add_account_prompt": "login",
+            "popup_width": 560,
+            "popup_height": 680,
         },
         SANDBOX_API_KEY: {
             "name": "Sandbox (API key)",

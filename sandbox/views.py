@@ -85,7 +85,8 @@ class SandboxLogoutView(View):
     http_method_names = ["post"]
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        response = redirect("sandbox:home")
+        # Back where the person signed out (an authorization asks them to sign in again).
+        response = HttpResponseRedirect(safe_next_url(request.POST.get("next")))
         sign_out(response)
         return response
 

@@ -116,8 +116,23 @@ def oauth_connect_start(
         redirect_uri=oauth_redirect_uri(),
         state=state,
         code_challenge=challenge,
+        prompt=app.add_account_prompt if _adds_another(session, app, reconnect) else "",
     )
     return OAuthStart(attempt=attempt, authorization_url=url)
+
+
+def _adds_another(session: ConnectSession, app: App, reconnect: Credential | None) -> bool:
+    """Whether this sign-in adds a second account: the provider, which remembers the first one,
+    is asked to let the person choose or sign in again."""
+    if reconnect is not None or not app.add_account_prompt:
+        return False
+    return (
+        Credential.objects.filter(
+            tenant_id=session.tenant_id, end_user_id=session.end_user_id, app=app
+        )
+        .exclude(status=Credential.Status.REVOKED)
+        .exists()
+    )
 
 
 def _attempts_cleanup(*, now) -> None:

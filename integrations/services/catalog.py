@@ -45,6 +45,9 @@ CATALOG_FIELDS: tuple[str, ...] = (
     "token_response_fields",
     "refresh_buffer_seconds",
     "reverify_interval_seconds",
+    "add_account_prompt",
+    "popup_width",
+    "popup_height",
 )
 
 

@@ -89,8 +89,15 @@ def pkce_pair() -> tuple[str, str]:
 
 
 def oauth_authorization_url(
-    *, client: OAuthClient, redirect_uri: str, state: str, code_challenge: str | None
+    *,
+    client: OAuthClient,
+    redirect_uri: str,
+    state: str,
+    code_challenge: str | None,
+    prompt: str = "",
 ) -> str:
+    """The provider's authorization URL; ``prompt`` (e.g. ``select_account``) replaces the
+    app's own ``prompt`` parameter, if it has one."""
     app = client.app
     params: dict[str, str] = {
         **{key: str(value) for key, value in app.authorization_params.items()},
@@ -99,6 +106,8 @@ def oauth_authorization_url(
         "redirect_uri": redirect_uri,
         "state": state,
     }
+    if prompt:
+        params["prompt"] = prompt
     if client.scopes:
         params["scope"] = (app.scope_separator or " ").join(client.scopes)
     if app.pkce and code_challenge:

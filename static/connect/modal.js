@@ -77,9 +77,12 @@
   document.addEventListener("click", function (event) {
     var link = event.target.closest && event.target.closest("a[data-oauth-start]");
     if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
-    var features = "popup=yes,width=520,height=720,left=" +
-      Math.max(0, Math.round(window.screenX + (window.outerWidth - 520) / 2)) + ",top=" +
-      Math.max(0, Math.round(window.screenY + (window.outerHeight - 720) / 2));
+    // The size the app's consent page needs (declared per app in the catalog).
+    var width = parseInt(link.getAttribute("data-popup-width"), 10) || 520;
+    var height = parseInt(link.getAttribute("data-popup-height"), 10) || 720;
+    var features = "popup=yes,width=" + width + ",height=" + height + ",left=" +
+      Math.max(0, Math.round(window.screenX + (window.outerWidth - width) / 2)) + ",top=" +
+      Math.max(0, Math.round(window.screenY + (window.outerHeight - height) / 2));
     var popup = null;
     try {
       popup = window.open("", "portal-oauth", features);
@@ -92,6 +95,9 @@
     }
     event.preventDefault();
     stopWatching();
+    // A new attempt: the previous outcome's banner no longer applies.
+    var banner = document.getElementById("portal-prompt");
+    if (banner) banner.replaceChildren();
     writeWaiting(popup, link.getAttribute("data-app-name") || "the provider");
     signIn = { popup: popup, attempt: null, navigatedAt: 0, severed: false, timer: null };
     var values = {};
@@ -130,6 +136,11 @@
     return element;
   }
 
+  function reveal(element, selector, shown) {
+    var part = element.querySelector(selector);
+    if (part) part.hidden = !shown;
+  }
+
   function watchPopup() {
     stopWatching();
     signIn.timer = window.setInterval(function () {
@@ -137,27 +148,19 @@
       stopWatching();
       var element = attemptElement();
       if (!element) return;
+      // The attempt is not cancelled: a callback already on its way is still accepted, and
+      // polling goes on. The person can start again with "Try again", or Cancel.
+      reveal(element, "[data-oauth-focus]", false);
+      reveal(element, "[data-oauth-retry]", true);
       if (Date.now() - signIn.navigatedAt < SEVER_WINDOW_MS) {
         // A provider with Cross-Origin-Opener-Policy cuts the popup off from us as soon as it
-        // loads: the window looks closed but the person is signing in. Keep waiting; the
-        // attempt's polling brings the result, and Cancel is there if they give up.
+        // loads: the window looks closed but the person may be signing in. Keep the spinner.
         signIn.severed = true;
-        var hint = element.querySelector("[data-oauth-severed-hint]");
-        if (hint) hint.hidden = false;
-        var show = element.querySelector("[data-oauth-focus]");
-        if (show) show.hidden = true;
+        reveal(element, "[data-oauth-severed-hint]", true);
         return;
       }
-      var cancel = element.querySelector("[data-oauth-cancel]");
-      if (cancel) {
-        // From the attempt's own element: the button's hx-vals say "cancelled", not "closed".
-        htmx.ajax("POST", cancel.getAttribute("hx-post"), {
-          source: element,
-          target: "#view",
-          swap: "outerHTML",
-          values: { reason: "closed" },
-        });
-      }
+      reveal(element, "[data-oauth-waiting]", false);
+      reveal(element, "[data-oauth-closed]", true);
     }, 400);
   }
 

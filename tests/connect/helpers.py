@@ -127,6 +127,14 @@ def provider_answer(
     browser = browser or requests.Session()
     assert sandbox_sign_in(browser, base_url, email=email).status_code == 302
     page = browser.get(authorization_url, allow_redirects=False, timeout=TIMEOUT)
+    if page.status_code == 302 and "/sandbox/login/" in page.headers["Location"]:
+        # prompt=login (adding another account): sign in again, back to the authorization.
+        next_url = parse_qs(urlsplit(page.headers["Location"]).query)["next"][0]
+        signed_in = sandbox_sign_in(browser, base_url, email=email, next_url=next_url)
+        assert signed_in.status_code == 302
+        page = browser.get(
+            base_url + signed_in.headers["Location"], allow_redirects=False, timeout=TIMEOUT
+        )
     assert page.status_code == 200, page.text
     fields = form_fields(page.text, form_id="authorizationForm")
     if allow:

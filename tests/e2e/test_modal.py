@@ -137,22 +137,6 @@ def test_oauth_accounts_connect_through_the_popup_and_the_same_identity_is_updat
     assert Credential.objects.filter(end_user=world.end_user).count() == 2
 
 
-def test_closing_the_sign_in_window_says_nothing_was_connected(page, world, live_server):
-    page.goto(live_server.url + world.modal_url() + f"?app={SANDBOX_OAUTH}")
-
-    with page.expect_popup() as opened:
-        page.get_by_role("link", name="Connect Sandbox (OAuth2)").click()
-    popup = opened.value
-    popup.wait_for_url("**/sandbox/login/**")
-    page.wait_for_timeout(2600)  # a person reads the page before giving up
-    popup.close()
-
-    expect(page.locator("#portal-prompt")).to_contain_text(
-        "You closed the Sandbox (OAuth2) sign-in window before finishing, so nothing was connected."
-    )
-    assert not Credential.objects.exists()
-
-
 @pytest.fixture
 def key_report(world):
     flow = factories.make_flow(

@@ -218,6 +218,10 @@ class Browser:
             assert sandbox_sign_in(browser, self.base_url, email=email).status_code == 302
             self.sessions[email] = browser
         page = browser.get(authorization_url, allow_redirects=False, timeout=TIMEOUT)
+        if page.status_code == 302 and "/sandbox/login/" in page.headers["Location"]:
+            # prompt=login (another account): already signed in, back to the authorization.
+            next_url = path_and_query(page.headers["Location"])[1]["next"]
+            page = browser.get(self.base_url + next_url, allow_redirects=False, timeout=TIMEOUT)
         assert page.status_code == 200, page.text
         fields = form_fields(page.text, form_id="authorizationForm")
         if allow:
