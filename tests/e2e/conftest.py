@@ -38,7 +38,9 @@ def world(live_server, settings, transactional_db) -> World:
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, transactional_db):
+    # After the database fixture, so torn down before it: a page still polling (an open sign-in
+    # attempt) would otherwise race the flush that empties the tables after the test.
     context = browser.new_context(viewport={"width": 1000, "height": 820})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
