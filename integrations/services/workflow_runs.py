@@ -32,6 +32,7 @@ from accounts.selectors import end_user_get
 from accounts.services.audit import Actor
 from core.conf import conf
 from core.errors import DomainError, Invalid, NotFound
+from core.redact import redact
 from integrations.models import (
     Credential,
     Installation,
@@ -306,9 +307,8 @@ class _StepFailed(Exception):
 
 
 def redact_text(text: str, secret_values: tuple[str, ...]) -> str:
-    for value in secret_values:
-        text = text.replace(value, REDACTED)
-    return text
+    """``core.redact``: the values, their long pieces and token-shaped strings masked."""
+    return redact(text, secret_values)
 
 
 def redact_value(value: Any, secret_values: tuple[str, ...]) -> Any:
