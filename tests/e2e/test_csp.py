@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from integrations.models import Credential
+from integrations.models import Credential, Installation
 from sandbox.catalog import SANDBOX_API_KEY, SANDBOX_OAUTH
 from sandbox.demo import demo_seed
 from sandbox.services import SANDBOX_PASSWORD
@@ -78,6 +78,10 @@ def demo(live_server, settings, tmp_path):
     """The demo world; the portal on localhost and the host page on 127.0.0.1 (another site)."""
     settings.PORTAL_BASE_URL = live_server.url
     seed = demo_seed(base_url=live_server.url, var_dir=tmp_path)
+    # The demo seeds an account (and its installation) for its workflow; these walks start
+    # as a user with nothing connected yet.
+    Installation.objects.filter(end_user=seed.workflow_credential.end_user).delete()
+    Credential.objects.filter(pk=seed.workflow_credential.pk).delete()
     host_origin = live_server.url.replace("localhost", "127.0.0.1")
     seed.tenant.allowed_origins = [live_server.url, host_origin]
     seed.tenant.save()

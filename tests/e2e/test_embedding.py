@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from integrations.models import Credential
+from integrations.models import Credential, Installation
 from sandbox.catalog import SANDBOX_API_KEY
 from sandbox.demo import demo_seed
 from tests.e2e.browser import ARTIFACTS, COOKIE_PROBE, cookie_blocking_context
@@ -33,6 +33,10 @@ def demo(live_server, settings, tmp_path):
     """The demo tenant, with the portal on localhost and the host page allowed on 127.0.0.1."""
     settings.PORTAL_BASE_URL = live_server.url
     seed = demo_seed(base_url=live_server.url, var_dir=tmp_path)
+    # The demo seeds an account (and its installation) for its workflow; these walks start
+    # as a user with nothing connected yet.
+    Installation.objects.filter(end_user=seed.workflow_credential.end_user).delete()
+    Credential.objects.filter(pk=seed.workflow_credential.pk).delete()
     host_origin = live_server.url.replace("localhost", "127.0.0.1")
     seed.tenant.allowed_origins = [live_server.url, host_origin]
     seed.tenant.save()
