@@ -187,24 +187,38 @@ def url_within_base(url: str, base_url: str) -> bool:
     return target.path == base_path or target.path.startswith(base_path + "/")
 
 
+def credential_named(
+    *, tenant: Tenant, credential_id: str, user_external_id: str | None
+) -> Credential:
+    """The tenant's credential an ``X-Portal-Credential`` header names (and the user, if given).
+
+    Used by the proxy and by workflow triggers: 422 ``invalid_credential_id`` for a value that is
+    not a UUID, 404 ``credential_not_found`` for another tenant's or another user's.
+    """
+    try:
+        credential_id = str(UUID(credential_id))
+    except ValueError:
+        raise Invalid(
+            "X-Portal-Credential must be a credential id (a UUID).",
+            code="invalid_credential_id",
+            fields={"X-Portal-Credential": "Not a UUID."},
+        ) from None
+    credential = credential_get(tenant=tenant, credential_id=credential_id)
+    if credential is None or (
+        user_external_id is not None and credential.end_user.external_id != user_external_id
+    ):
+        raise NotFound(f"No credential {credential_id}.", code="credential_not_found")
+    return credential
+
+
 def proxy_credential_choose(
     *, tenant: Tenant, app: App, credential_id: str | None, user_external_id: str | None
 ) -> Credential:
     """The account the call uses: the one named, or the user's only usable one for the app."""
     if credential_id:
-        try:
-            credential_id = str(UUID(credential_id))
-        except ValueError:
-            raise Invalid(
-                "X-Portal-Credential must be a credential id (a UUID).",
-                code="invalid_credential_id",
-                fields={"X-Portal-Credential": "Not a UUID."},
-            ) from None
-        credential = credential_get(tenant=tenant, credential_id=credential_id)
-        if credential is None or (
-            user_external_id is not None and credential.end_user.external_id != user_external_id
-        ):
-            raise NotFound(f"No credential {credential_id}.", code="credential_not_found")
+        credential = credential_named(
+            tenant=tenant, credential_id=credential_id, user_external_id=user_external_id
+        )
         if credential.app_id != app.pk:
             raise Invalid(
                 f"Credential {credential.pk} is a {credential.app.name} account, not {app.name}.",

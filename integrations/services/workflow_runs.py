@@ -42,10 +42,9 @@ from integrations.models import (
     WorkflowRunCredential,
     WorkflowRunStep,
 )
-from integrations.selectors import credential_get
 from integrations.services.events import event_emit
 from integrations.services.jobs import workflow_run_enqueue
-from integrations.services.proxy import ProxyCall, ProxyLimits, proxy_forward
+from integrations.services.proxy import ProxyCall, ProxyLimits, credential_named, proxy_forward
 from integrations.services.templating import TemplateValueMissing, render_structure
 from integrations.services.workflows import workflow_apps
 
@@ -104,19 +103,9 @@ def workflow_installation_choose(
         tenant=tenant, flow=workflow.flow
     )
     if credential_id:
-        try:
-            credential_id = str(UUID(credential_id))
-        except ValueError:
-            raise Invalid(
-                "X-Portal-Credential must be a credential id (a UUID).",
-                code="invalid_credential_id",
-                fields={"X-Portal-Credential": "Not a UUID."},
-            ) from None
-        credential = credential_get(tenant=tenant, credential_id=credential_id)
-        if credential is None or (
-            user_external_id is not None and credential.end_user.external_id != user_external_id
-        ):
-            raise NotFound(f"No credential {credential_id}.", code="credential_not_found")
+        credential = credential_named(
+            tenant=tenant, credential_id=credential_id, user_external_id=user_external_id
+        )
         found = list(installations.filter(credential_links__credential=credential)[:2])
         if not found:
             raise NotFound(
