@@ -7,6 +7,7 @@ parameters of a GET.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -15,6 +16,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from api.errors import error_response
+from api.throttling import rate_window_wait
+from core.conf import conf
 from core.errors import DomainError
 from integrations.services.workflow_triggers import workflow_trigger_fire
 
@@ -41,6 +44,17 @@ def _input(request: HttpRequest) -> dict[str, Any]:
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def workflow_trigger(request: HttpRequest, token: str) -> HttpResponse:
+    # Counted per URL before anything is looked up, by a digest: the token never reaches Redis.
+    bucket = "trigger-throttle:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    wait = rate_window_wait(bucket, conf.TRIGGER_URL_RATE_LIMIT)
+    if wait is not None:
+        return error_response(
+            429,
+            "rate_limited",
+            f"This trigger URL was called too often (limit {conf.TRIGGER_URL_RATE_LIMIT}); "
+            f"no run was queued. Try again in {wait:g} s.",
+            Retry_After=str(int(wait)),
+        )
     try:
         run = workflow_trigger_fire(token=token, data=_input(request))
     except DomainError as exc:

@@ -1,4 +1,5 @@
-"""Rate limits per tenant API key, counted in the Django cache (Redis in production).
+"""Rate limits per tenant API key (and per trigger URL), counted in the Django cache (Redis in
+production).
 
 A fixed window per key: the first request of a window creates its counter, each request adds
 one atomically (``cache.incr``), so concurrent workers share one count without a lock. Over the
@@ -33,6 +34,24 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), int(multiplier) * PERIODS[unit]
 
 
+def rate_window_wait(bucket: str, rate: str) -> float | None:
+    """Count one request against ``bucket`` at ``rate``: None while within it, else the seconds
+    left in the window. ``bucket`` must never hold a secret (cache keys show up in Redis)."""
+    limit, period = parse_rate(rate)
+    now = time.time()
+    key = f"{bucket}:{period}:{int(now // period)}"
+    cache.add(key, 0, timeout=period + 1)
+    try:
+        count = cache.incr(key)
+    except ValueError:
+        # The counter expired between add and incr: this request starts the window.
+        cache.set(key, 1, timeout=period + 1)
+        count = 1
+    if count <= limit:
+        return None
+    return max(1.0, math.ceil(period - now % period))
+
+
 class TenantKeyRateThrottle(BaseThrottle):
     """Counts requests per API key (by its public prefix, never the secret part)."""
 
@@ -50,18 +69,7 @@ class TenantKeyRateThrottle(BaseThrottle):
         prefix = getattr(api_key, "prefix", None)
         if not prefix:
             return True
-        limit, period = parse_rate(self.rate)
-        now = time.time()
-        window = int(now // period)
-        key = f"{self.cache_prefix}:{prefix}:{period}:{window}"
-        cache.add(key, 0, timeout=period + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:
-            # The counter expired between add and incr: this request starts the window.
-            cache.set(key, 1, timeout=period + 1)
-            count = 1
-        return count <= limit
+        return rate_window_wait(f"{self.cache_prefix}:{prefix}", self.rate) is None
 
     def wait(self) -> float | None:
         # Stateless (one throttle object serves every thread): the rest of the current window.

@@ -73,6 +73,12 @@ class PortalSettings:
         return str(self._get("API_RATE_LIMIT", "1000/m"))
 
     @property
+    def TRIGGER_URL_RATE_LIMIT(self) -> str:
+        """Calls per trigger URL, e.g. ``"60/m"``: a leaked or looping URL cannot flood the
+        workers; over it, 429 with Retry-After and no run."""
+        return str(self._get("TRIGGER_URL_RATE_LIMIT", "60/m"))
+
+    @property
     def API_IDEMPOTENCY_TTL_SECONDS(self) -> int:
         """How long a stored response answers a repeated ``Idempotency-Key``."""
         return int(self._get("API_IDEMPOTENCY_TTL", 24 * 3600))
@@ -199,6 +205,14 @@ class PortalSettings:
     def WORKFLOW_RUN_TIMEOUT_SECONDS(self) -> float:
         """A run's time limit: no step starts after it, and each step waits at most what is left."""
         return float(self._get("WORKFLOW_RUN_TIMEOUT_SECONDS", 30))
+
+    @property
+    def WORKFLOW_RUN_STRANDED_AFTER_SECONDS(self) -> float:
+        """A run still running this long after it started lost its worker or web process (the
+        time limit, plus a token refresh and a margin): the recovery sweep marks it failed."""
+        return float(
+            self._get("WORKFLOW_RUN_STRANDED_AFTER_SECONDS", self.WORKFLOW_RUN_TIMEOUT_SECONDS + 60)
+        )
 
     @property
     def WORKFLOW_STEP_MAX_RESPONSE_BYTES(self) -> int:

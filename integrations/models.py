@@ -880,6 +880,12 @@ class WorkflowRun(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    queued_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When its job was last queued (empty: it runs in the request that made it).",
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -899,6 +905,12 @@ class WorkflowRun(models.Model):
         indexes = [
             models.Index(fields=["tenant", "created_at"], name="workflowrun_tenant_created"),
             models.Index(fields=["created_at"], name="workflowrun_created"),
+            # The recovery sweep reads only the few runs not yet finished.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status__in=["queued", "running"]),
+                name="workflowrun_unfinished",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -38,7 +38,11 @@ from integrations.services.sweeps import (
 )
 from integrations.services.verification import VerifyKind, credential_verify
 from integrations.services.webhook_delivery import DeliveryKind, webhook_delivery_attempt
-from integrations.services.workflow_runs import workflow_run_execute, workflow_runs_purge
+from integrations.services.workflow_runs import (
+    workflow_run_execute,
+    workflow_runs_purge,
+    workflow_runs_recover,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +189,12 @@ def sweep_pending_credentials_stuck() -> int:
 @shared_task(base=PortalTask, ignore_result=True)
 def sweep_webhook_deliveries_due() -> int:
     return sweep_webhook_deliveries().queued
+
+
+@shared_task(base=PortalTask, ignore_result=True)
+def recover_workflow_runs() -> int:
+    recovered = workflow_runs_recover()
+    return recovered.requeued + recovered.failed
 
 
 @shared_task(base=PortalTask, ignore_result=True)

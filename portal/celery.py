@@ -43,6 +43,10 @@ app.conf.beat_schedule = {
     "verify-stuck-pending-credentials": _every(
         SWEEP_INTERVAL_SECONDS, "integrations.tasks.sweep_pending_credentials_stuck"
     ),
+    # Workflow runs whose job was lost (queued again) or whose process ended midway (failed).
+    "recover-workflow-runs": _every(
+        SWEEP_INTERVAL_SECONDS, "integrations.tasks.recover_workflow_runs"
+    ),
     # The API's expired idempotency keys.
     "purge-idempotency-keys": _every(3600, "api.tasks.purge_idempotency_keys"),
     # Workflow runs older than PORTAL_WORKFLOW_RUN_RETENTION_DAYS, in batches.

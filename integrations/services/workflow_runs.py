@@ -25,6 +25,7 @@ from uuid import UUID
 
 import jsonschema
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -270,6 +271,8 @@ def workflow_run_enqueue_new(
             data=data,
             rerun_of=rerun_of,
         )
+        run.queued_at = run.created_at
+        run.save(update_fields=["queued_at"])
         workflow_run_enqueue(run_id=run.pk)
     return run
 
@@ -474,16 +477,18 @@ def workflow_run_execute(*, run_id: Any, actor: Actor | None = None) -> Workflow
     run.finished_at = timezone.now()
     with transaction.atomic():
         WorkflowRunStep.objects.bulk_create(recorded)
-        run.save(
-            update_fields=[
-                "status",
-                "output",
-                "error_code",
-                "error_message",
-                "failed_step",
-                "finished_at",
-            ]
+        # Only a run still running ends here: the recovery sweep may have given up on it.
+        ended = WorkflowRun.objects.filter(pk=run.pk, status=WorkflowRun.Status.RUNNING).update(
+            status=run.status,
+            output=run.output,
+            error_code=run.error_code,
+            error_message=run.error_message,
+            failed_step=run.failed_step,
+            finished_at=run.finished_at,
         )
+        if not ended:
+            logger.warning("Workflow run %s finished after it was marked failed.", run.pk)
+            return WorkflowRun.objects.get(pk=run.pk)
         event_emit(
             tenant=run.tenant,
             type=f"workflow_run.{run.status}",
@@ -520,6 +525,82 @@ def workflow_run_event_data(run: WorkflowRun) -> dict[str, Any]:
         "error_code": run.error_code,
         "failed_step": run.failed_step,
     }
+
+
+# Recovery: runs whose job or process was lost.
+
+INTERRUPTED = "run_interrupted"
+
+
+@dataclass(frozen=True)
+class RecoveryResult:
+    requeued: int
+    failed: int
+
+
+def workflow_runs_recover(*, now=None) -> RecoveryResult:
+    """Queue again the runs whose job was lost before it started (safe: a run is claimed once),
+    and mark failed the runs that stopped midway, whose worker or web process ended: their steps
+    may have partly run, so they are not run again by themselves (staff can re-run them)."""
+    now = now or timezone.now()
+    requeue_before = now - timedelta(seconds=conf.PENDING_AFTER_SECONDS)
+    stranded_before = now - timedelta(seconds=conf.WORKFLOW_RUN_STRANDED_AFTER_SECONDS)
+    unfinished = WorkflowRun.objects.filter(
+        status__in=[WorkflowRun.Status.QUEUED, WorkflowRun.Status.RUNNING]
+    ).order_by("created_at")
+    batch = conf.SWEEP_BATCH_SIZE
+    with transaction.atomic():
+        lost_jobs = list(
+            unfinished.filter(status=WorkflowRun.Status.QUEUED, queued_at__lte=requeue_before)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:batch]
+        )
+        WorkflowRun.objects.filter(pk__in=lost_jobs).update(queued_at=now)
+        for run_id in lost_jobs:
+            workflow_run_enqueue(run_id=run_id)
+    stranded = list(
+        unfinished.filter(
+            Q(status=WorkflowRun.Status.RUNNING, started_at__lte=stranded_before)
+            | Q(
+                status=WorkflowRun.Status.QUEUED,
+                queued_at__isnull=True,
+                created_at__lte=stranded_before,
+            )
+        ).values_list("pk", flat=True)[:batch]
+    )
+    failed = 0
+    for run_id in stranded:
+        failed += _interrupted(run_id, now=now)
+    if lost_jobs or failed:
+        logger.warning(
+            "Workflow runs recovered: %d queued again, %d marked interrupted.",
+            len(lost_jobs),
+            failed,
+        )
+    return RecoveryResult(requeued=len(lost_jobs), failed=failed)
+
+
+@transaction.atomic
+def _interrupted(run_id: Any, *, now) -> int:
+    marked = WorkflowRun.objects.filter(
+        pk=run_id, status__in=[WorkflowRun.Status.QUEUED, WorkflowRun.Status.RUNNING]
+    ).update(
+        status=WorkflowRun.Status.FAILED,
+        error_code=INTERRUPTED,
+        error_message=(
+            "The run stopped before it finished: the process running it ended. Its steps may "
+            "have partly run; check them, then re-run it if needed."
+        ),
+        finished_at=now,
+    )
+    if marked:
+        run = WorkflowRun.objects.select_related("workflow", "end_user", "tenant").get(pk=run_id)
+        event_emit(
+            tenant=run.tenant,
+            type=f"workflow_run.{run.status}",
+            data=workflow_run_event_data(run),
+        )
+    return marked
 
 
 # Retention.

@@ -150,3 +150,24 @@ def test_an_unknown_token_is_a_404(db):
 
     assert response.status_code == 404
     assert error_of(response)["code"] == "trigger_not_found"
+
+
+def test_a_trigger_url_called_too_often_is_refused_and_runs_nothing(
+    api, world, settings, django_capture_on_commit_callbacks
+):
+    # A day's window: a window turning over mid-test cannot hide the limit.
+    settings.PORTAL_TRIGGER_URL_RATE_LIMIT = "2/d"
+    path = _hook_path(_issue(api, world).json()["url"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        answers = [Client().post(path, {}, content_type="application/json") for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    error = error_of(answers[2])
+    assert error["code"] == "rate_limited" and "no run was queued" in error["message"]
+    assert int(answers[2]["Retry-After"]) >= 1
+    assert WorkflowRun.objects.count() == 2
+    # Counted per URL: a new URL (rotated) starts its own count.
+    fresh = _hook_path(_issue(api, world).json()["url"])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert Client().post(fresh, {}, content_type="application/json").status_code == 202
