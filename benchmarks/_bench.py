@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,6 +183,31 @@ def gunicorn(env: dict[str, str], bind_port: int, *, workers: int = 4) -> Proces
     )
 
 
+@contextmanager
+def serving(
+    env: dict[str, str],
+    bind_port: int,
+    *,
+    workers: int,
+    connections: int,
+    seconds: float,
+    rounds: int,
+) -> Iterator[str]:
+    """One gunicorn on ``bind_port``, answering, for the ``with`` block; yields its base URL.
+
+    Prints the machine line and the load being applied, so every result says how it was taken.
+    """
+    base = f"http://127.0.0.1:{bind_port}"
+    with gunicorn(env, bind_port, workers=workers):
+        wait_http(f"{base}/bench/bare")
+        print(f"Machine: {machine()}")
+        print(
+            f"gunicorn: {workers} sync workers; wrk: {connections} connections, "
+            f"{seconds:g} s per run, {rounds} rounds alternating\n"
+        )
+        yield base
+
+
 @dataclass
 class WrkRun:
     rps: float
@@ -288,6 +315,28 @@ def alternate(sides: dict[str, callable], *, rounds: int) -> dict[str, Side]:
             results[name].add(sides[name]())
         print(f"  round {number + 1}/{rounds} done", flush=True)
     return results
+
+
+def against_bare(
+    base: str, name: str, run: callable, *, rounds: int, connections: int, seconds: float
+) -> tuple[Side, Side, Figure]:
+    """``run`` (one wrk run of the side measured) and the bare view, alternating; prints both
+    sides and returns them with the per-round throughput ratio side / bare view."""
+    results = alternate(
+        {
+            "bare view": lambda: wrk(
+                f"{base}/bench/bare", connections=connections, seconds=seconds
+            ),
+            name: run,
+        },
+        rounds=rounds,
+    )
+    bare, side = results.values()
+    for each in results.values():
+        print(each.line())
+    share = ratio(side.rps, bare.rps)
+    print(f"  {name} / bare view throughput: {share}")
+    return bare, side, share
 
 
 def ratio(a: Figure, b: Figure) -> Figure:

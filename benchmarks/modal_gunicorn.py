@@ -84,49 +84,35 @@ def main() -> int:
     args = parser.parse_args()
 
     web = _bench.port(20)
-    base = f"http://127.0.0.1:{web}"
-    env = _bench.server_env(base)
+    env = _bench.server_env(f"http://127.0.0.1:{web}")
     _bench.django_in_process(env)
     _bench.collectstatic(env)
     paths = {count: _seed(count) for count in args.apps}
     measured = {count: _queries(path) for count, path in paths.items()}
 
-    server = _bench.gunicorn(env, web, workers=args.workers)
     goals = _bench.Goals()
-    try:
-        _bench.wait_http(f"{base}/bench/bare")
-        print(f"Machine: {_bench.machine()}")
-        print(
-            f"gunicorn: {args.workers} sync workers; wrk: {args.connections} connections, "
-            f"{args.seconds:g} s per run, {args.rounds} rounds alternating\n"
-        )
-        load = {"connections": args.connections, "seconds": args.seconds}
+    load = {"connections": args.connections, "seconds": args.seconds}
+    with _bench.serving(env, web, workers=args.workers, rounds=args.rounds, **load) as base:
         for count, path in paths.items():
             queries, size = measured[count]
             print(f"{count} apps ({queries} queries, {size // 1024} KB page):")
-            results = _bench.alternate(
-                {
-                    "bare view": lambda: _bench.wrk(f"{base}/bench/bare", **load),
-                    f"app list, {count} apps": lambda path=path: _bench.wrk(base + path, **load),
-                },
+            bare, listed, share = _bench.against_bare(
+                base,
+                f"app list, {count} apps",
+                lambda path=path: _bench.wrk(base + path, **load),
                 rounds=args.rounds,
+                **load,
             )
-            bare, listed = results.values()
-            for side in results.values():
-                print(side.line())
-            share = _bench.ratio(listed.rps, bare.rps)
-            print(f"  app list / bare view throughput: {share}\n")
+            print()
             if count == 40:
                 goals.at_least("40 apps: app list throughput / bare view", share, 0.35)
                 goals.at_most("40 apps: app list p99 (ms)", listed.p99, 50.0)
             if bare.errors or listed.errors:
                 goals.missed.append(f"{count} apps: errors")
-        counts = {count: queries for count, (queries, _) in measured.items()}
-        print(f"Queries per list page: {counts}")
-        if len(set(counts.values())) > 1:
-            goals.missed.append("query count depends on the number of apps")
-    finally:
-        server.stop()
+    counts = {count: queries for count, (queries, _) in measured.items()}
+    print(f"Queries per list page: {counts}")
+    if len(set(counts.values())) > 1:
+        goals.missed.append("query count depends on the number of apps")
     return goals.report()
 
 

@@ -54,8 +54,7 @@ def main() -> int:
     args = parser.parse_args()
 
     web = _bench.port(30)
-    base = f"http://127.0.0.1:{web}"
-    env = _bench.server_env(base)
+    env = _bench.server_env(f"http://127.0.0.1:{web}")
     _bench.django_in_process(env)
     key = _seed()
     queries = _queries(key)
@@ -67,31 +66,16 @@ def main() -> int:
             f'wrk.headers["Authorization"] = "Bearer {key}"\n'
         )
 
-    server = _bench.gunicorn(env, web, workers=args.workers)
-    try:
-        _bench.wait_http(f"{base}/bench/bare")
-        print(f"Machine: {_bench.machine()}")
-        print(
-            f"gunicorn: {args.workers} sync workers; wrk: {args.connections} connections, "
-            f"{args.seconds:g} s per run, {args.rounds} rounds alternating\n"
-        )
-        load = {"connections": args.connections, "seconds": args.seconds}
-        results = _bench.alternate(
-            {
-                "bare view": lambda: _bench.wrk(f"{base}/bench/bare", **load),
-                "POST /api/v1/sessions": lambda: _bench.wrk(
-                    f"{base}/api/v1/sessions", script=script.name, **load
-                ),
-            },
+    load = {"connections": args.connections, "seconds": args.seconds}
+    with _bench.serving(env, web, workers=args.workers, rounds=args.rounds, **load) as base:
+        bare, sessions, _ = _bench.against_bare(
+            base,
+            "POST /api/v1/sessions",
+            lambda: _bench.wrk(f"{base}/api/v1/sessions", script=script.name, **load),
             rounds=args.rounds,
+            **load,
         )
-        bare, sessions = results.values()
-        for side in results.values():
-            print(side.line())
-        print(f"  sessions / bare view throughput: {_bench.ratio(sessions.rps, bare.rps)}")
-        print(f"  queries per POST /sessions: {queries}")
-    finally:
-        server.stop()
+    print(f"  queries per POST /sessions: {queries}")
     return 1 if bare.errors or sessions.errors else 0
 
 
