@@ -123,6 +123,22 @@ def _check_credential(end_user: EndUser, flow: Flow, credential: Credential) -> 
         )
 
 
+def _waiting_for(existing: list[Installation], credential: Credential) -> Installation | None:
+    """Of the end user's installations of a flow, the one with no usable account for the
+    credential's app: one waiting for a version update first, then the oldest."""
+    waiting = [
+        installation
+        for installation in existing
+        if not any(
+            link.app_id == credential.app_id
+            and link.credential.status in Credential.USABLE_STATUSES
+            for link in installation.credential_links.all()
+        )
+    ]
+    waiting.sort(key=lambda inst: (inst.pending_version_id is None, inst.created_at))
+    return waiting[0] if waiting else None
+
+
 def _apps_needing_accounts(flow: Flow):
     """The flow's apps an end user must connect: all but the tenant's own product."""
     return (
@@ -164,7 +180,7 @@ def installation_install(
     EndUser.objects.select_for_update().filter(pk=end_user.pk).first()
     existing = list(
         Installation.objects.filter(end_user=end_user, flow=flow).prefetch_related(
-            "credential_links"
+            "credential_links__credential"
         )
     )
     if existing:
@@ -178,6 +194,14 @@ def installation_install(
             raise Conflict(
                 f"“{flow.name}” is already installed with this account.", code="already_installed"
             )
+        waiting = _waiting_for(existing, credential) if credential is not None else None
+        if waiting is not None:
+            # An installation that has no account for this app yet (a new version added the
+            # app, or its account was removed) takes this one, rather than a second install.
+            installation_credential_replace(
+                installation=waiting, credential=credential, actor=actor
+            )
+            return waiting, False
         if not allow_multiple:
             if credential is None:
                 raise Conflict(

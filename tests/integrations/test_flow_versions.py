@@ -150,6 +150,32 @@ def test_a_new_app_is_a_breaking_update_until_the_user_connects_an_account_for_i
     assert Installation.objects.filter(flow=flow).count() == 1
 
 
+def test_with_several_installations_allowed_the_new_apps_account_completes_the_waiting_one(
+    tenant, end_user, flow, installation
+):
+    # The modal installs with allow_multiple: the account connected for the new app must go to
+    # the installation waiting for it, not start a second installation of the flow.
+    mail = factories.make_api_key_app(slug="mail")
+    flow.apps.add(mail)
+    flow_publish(flow=flow, actor=SYSTEM)
+    account = factories.make_credential(end_user=end_user, app=mail)
+
+    got, created = installation_install(
+        end_user=end_user, flow=flow, credential=account, allow_multiple=True, actor=SYSTEM
+    )
+
+    assert (got.pk, created) == (installation.pk, False)
+    installation.refresh_from_db()
+    assert installation.flow_version.number == 2 and installation.pending_version is None
+    assert Installation.objects.filter(flow=flow).count() == 1
+    # A second account for an app the installation already has still starts a new one.
+    other = factories.make_credential(end_user=end_user, app=mail)
+    _, created = installation_install(
+        end_user=end_user, flow=flow, credential=other, allow_multiple=True, actor=SYSTEM
+    )
+    assert created and Installation.objects.filter(flow=flow).count() == 2
+
+
 def test_a_workflow_removed_in_the_installations_version_is_refused(flow, workflow, installation):
     added = factories.make_workflow(
         flow=flow, key="later", steps=[{"name": "a", "app": "crm", "path": "x"}]
