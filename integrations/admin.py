@@ -5,6 +5,7 @@ A credential shows only a masked hint and the id of its key, never its secret.
 """
 
 import json
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,8 +16,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
+from accounts.admin_display import ResultsLookupMixin, list_display_without_tenant
 from accounts.admin_scoping import TenantScopedAdmin, TenantScopedInline, reveal_once_response
 from accounts.models import EndUser
+from accounts.selectors import end_user_display
 from accounts.services.audit import Actor
 from core.errors import Invalid
 from integrations.icons import MAX_UPLOAD_BYTES, app_icon, icon_digest, icon_upload_clean
@@ -38,7 +41,12 @@ from integrations.models import (
     WorkflowRunStep,
     WorkflowTrigger,
 )
-from integrations.selectors import app_problems_for_flows
+from integrations.selectors import (
+    app_problems_for_flows,
+    end_user_timeline,
+    event_subjects,
+    is_uuid,
+)
 from integrations.services.connect_sessions import connect_session_revoke
 from integrations.services.credentials import (
     NewSecret,
@@ -611,11 +619,65 @@ class WebhookDeliveryInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyMixin, TenantScopedAdmin):
-    list_display = ["type", "tenant", "created_at"]
+class EventAdmin(ResultsLookupMixin, ReadOnlyMixin, TenantScopedAdmin):
+    list_display = ["type", "end_user_name", "app_name", "credential_link", "created_at", "tenant"]
     list_filter = ["type", "tenant"]
-    readonly_fields = ["id", "tenant", "type", "data", "created_at"]
+    list_select_related = ["tenant"]
+    search_fields = ["type", "data__user_id", "data__credential_id"]
+    readonly_fields = [
+        "id",
+        "tenant",
+        "type",
+        "end_user_name",
+        "app_name",
+        "credential_link",
+        "data",
+        "created_at",
+    ]
     inlines = [WebhookDeliveryInline]
+
+    def lookup_results(self, request, results):
+        subjects = event_subjects(events=results)
+        for event in results:
+            event.subject = subjects[event.pk]
+
+    def get_list_display(self, request):
+        return list_display_without_tenant(request, super().get_list_display(request))
+
+    def _subject(self, obj):
+        if not hasattr(obj, "subject"):
+            self.lookup_results(None, [obj])
+        return obj.subject
+
+    @admin.display(description="End user")
+    def end_user_name(self, obj):
+        subject = self._subject(obj)
+        if subject.end_user is None:
+            return subject.user_external_id or "-"
+        url = reverse("admin:accounts_enduser_change", args=[subject.end_user.pk])
+        return format_html('<a href="{}">{}</a>', url, end_user_display(subject.end_user))
+
+    @admin.display(description="App")
+    def app_name(self, obj):
+        return self._subject(obj).app_name or "-"
+
+    @admin.display(description="Credential")
+    def credential_link(self, obj):
+        return credential_html(
+            credential_id=self._subject(obj).credential_id,
+            name=self._subject(obj).credential_name,
+            exists=self._subject(obj).credential_exists,
+        )
+
+
+def credential_html(*, credential_id: str, name: str, exists: bool) -> str:
+    """A credential by its name, linked to its page while it exists."""
+    if not credential_id:
+        return "-"
+    if not exists:
+        return f"{name or 'A credential'} (deleted)"
+    url = reverse("admin:integrations_credential_change", args=[credential_id])
+    return format_html('<a href="{}">{}</a>', url, name)
 
 
 class WebhookAttemptInline(ReadOnlyInlineMixin, admin.TabularInline):
@@ -748,6 +810,42 @@ class EndUserAdmin(TenantScopedAdmin):
     search_fields = ["external_id", "email", "name"]
     readonly_fields = ["id", "created_at", "updated_at"]
     inlines = [CredentialInline]
+
+    TIMELINE_PAGE = 50
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk is not None:
+            context.update(self._timeline_context(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _timeline_context(self, request, end_user):
+        """The support view: what happened to this end user's accounts (end_user_timeline)."""
+        params = request.GET
+        try:
+            limit = max(self.TIMELINE_PAGE, int(params.get("timeline", self.TIMELINE_PAGE)))
+        except ValueError:
+            limit = self.TIMELINE_PAGE
+        credential_id = params.get("credential", "")
+        credential_id = credential_id if is_uuid(credential_id) else ""
+        secret_uses = params.get("secret_uses") == "1"
+        timeline = end_user_timeline(
+            end_user=end_user, limit=limit, credential_id=credential_id, secret_uses=secret_uses
+        )
+        chosen = next((c for c in timeline.credentials if str(c.pk) == credential_id), None)
+
+        def query(**changes):
+            values = {"credential": credential_id, "secret_uses": "1" if secret_uses else ""}
+            values.update(changes)
+            return urlencode({key: value for key, value in values.items() if value})
+
+        return {
+            "timeline": timeline,
+            "timeline_credential": chosen,
+            "timeline_secret_uses": secret_uses,
+            "timeline_all_query": query(credential=""),
+            "timeline_toggle_uses_query": query(secret_uses="" if secret_uses else "1"),
+            "timeline_more_query": query(timeline=str(limit + self.TIMELINE_PAGE)),
+        }
 
     # Deleting a user disconnects each account first, with its events, as the API does; so
     # the credentials are not the cascade's to delete, and need no delete permission of their own.

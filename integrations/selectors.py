@@ -5,27 +5,32 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.db.models.fields.json import KT
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.models import EndUser, Tenant
+from accounts.models import AuditLogEntry, EndUser, Tenant
+from accounts.selectors import audit_actor_names
+from core.redact import redact
 from core.tokens import hash_token
 from integrations.models import (
     App,
     ConnectSession,
     Credential,
     Deployment,
+    Event,
     Flow,
     Installation,
     InstallationCredential,
     OAuthAttempt,
     TenantOAuthClient,
+    WebhookDelivery,
     Workflow,
     WorkflowRun,
 )
@@ -568,3 +573,283 @@ def workflow_run_get(*, tenant: Tenant, run_id) -> WorkflowRun | None:
         )
     except ValidationError:
         return None
+
+
+# The support view: what happened to one end user's accounts (the admin's end-user page).
+
+
+@dataclass(frozen=True)
+class EventSubject:
+    """Whom and what an outbox event is about, as staff read it."""
+
+    end_user: EndUser | None
+    user_external_id: str
+    app_name: str
+    credential_id: str
+    credential_name: str
+    credential_exists: bool
+
+
+def event_subjects(*, events: list[Event]) -> dict[UUID, EventSubject]:
+    """The end user, app and credential each event names, in three queries however many events
+    there are. Events keep what they said when sent (a deleted credential's name stays)."""
+    tenant_ids = {event.tenant_id for event in events}
+    external_ids = {str(event.data.get("user_id")) for event in events if event.data.get("user_id")}
+    credential_ids = [
+        event.data["credential_id"] for event in events if is_uuid(event.data.get("credential_id"))
+    ]
+    slugs = {event.data.get("app") for event in events if event.data.get("app")}
+    end_users = (
+        {
+            (end_user.tenant_id, end_user.external_id): end_user
+            for end_user in EndUser.objects.filter(
+                tenant_id__in=tenant_ids, external_id__in=external_ids
+            )
+        }
+        if external_ids
+        else {}
+    )
+    credentials = (
+        {
+            str(credential.pk): credential
+            for credential in Credential.objects.filter(
+                tenant_id__in=tenant_ids, pk__in=credential_ids
+            ).select_related("app")
+        }
+        if credential_ids
+        else {}
+    )
+    app_names = {}
+    if slugs:
+        apps = App.objects.filter(
+            Q(tenant__isnull=True) | Q(tenant_id__in=tenant_ids), slug__in=slugs
+        ).order_by(F("tenant_id").asc(nulls_first=True))
+        for app in apps:
+            app_names[(app.tenant_id, app.slug)] = app.name
+    subjects = {}
+    for event in events:
+        data = event.data if isinstance(event.data, dict) else {}
+        external_id = str(data.get("user_id") or "")
+        credential_id = str(data.get("credential_id") or "")
+        credential = credentials.get(credential_id)
+        slug = data.get("app") or ""
+        app_name = (
+            credential.app.name
+            if credential
+            else app_names.get((event.tenant_id, slug)) or app_names.get((None, slug)) or slug
+        )
+        subjects[event.pk] = EventSubject(
+            end_user=end_users.get((event.tenant_id, external_id)),
+            user_external_id=external_id,
+            app_name=app_name,
+            credential_id=credential_id,
+            credential_name=(
+                credential.display_name if credential else str(data.get("credential_name") or "")
+            ),
+            credential_exists=credential is not None,
+        )
+    return subjects
+
+
+def is_uuid(value) -> bool:
+    try:
+        UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+class TimelineSource(Enum):
+    CHANGE = "change"
+    SECRET_USE = "secret use"
+    EVENT = "event"
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One thing that happened to an end user's accounts: a change or a use of a secret (from
+    the audit log, with who did it) or an event sent to the tenant (with its deliveries)."""
+
+    at: datetime
+    source: TimelineSource
+    what: str
+    failed: bool
+    actor: str
+    app_name: str
+    credential_id: str
+    credential_name: str
+    credential_exists: bool
+    audit_entry: AuditLogEntry | None = None
+    event: Event | None = None
+    deliveries: tuple[WebhookDelivery, ...] = ()
+
+
+@dataclass(frozen=True)
+class Timeline:
+    entries: list[TimelineEntry]
+    has_more: bool
+    credentials: list[Credential]
+
+
+TIMELINE_MAX = 1000
+
+
+def end_user_timeline(
+    *,
+    end_user: EndUser,
+    limit: int = 50,
+    credential_id: str | None = None,
+    secret_uses: bool = False,
+) -> Timeline:
+    """What happened to ``end_user``'s accounts, newest first: the audit log's changes (and,
+    with ``secret_uses``, each opening of a secret) and the events sent to the tenant with
+    their webhook deliveries. The newest ``limit`` entries (at most TIMELINE_MAX); a fixed
+    number of queries however many rows there are. Only ``end_user``'s tenant's rows.
+    """
+    limit = max(1, min(limit, TIMELINE_MAX))
+    tenant_id = end_user.tenant_id
+    credentials = list(
+        Credential.objects.filter(tenant_id=tenant_id, end_user=end_user)
+        .select_related("app")
+        .order_by("app__name", "created_at")
+    )
+    installation_ids = [
+        str(pk)
+        for pk in Installation.objects.filter(tenant_id=tenant_id, end_user=end_user).values_list(
+            "pk", flat=True
+        )
+    ]
+    events = Event.objects.filter(tenant_id=tenant_id, data__user_id=end_user.external_id)
+    # A deleted credential's entries keep its id in ``target``; its events still name it.
+    deleted_credential_ids = events.filter(data__has_key="credential_id").values(
+        cid=KT("data__credential_id")
+    )
+    audit = AuditLogEntry.objects.filter(tenant_id=tenant_id).filter(
+        Q(credential__end_user=end_user)
+        | Q(credential__isnull=True, target__in=deleted_credential_ids)
+        | Q(target__in=installation_ids)
+    )
+    if credential_id:
+        audit = audit.filter(Q(credential_id=credential_id) | Q(target=credential_id))
+        events = events.filter(data__credential_id=credential_id)
+    if not secret_uses:
+        audit = audit.exclude(action__startswith="credential.use.")
+    audit_entries = list(
+        audit.select_related("credential__app").order_by("-created_at", "-pk")[: limit + 1]
+    )
+    event_rows = list(events.order_by("-created_at", "-pk")[: limit + 1])
+    subjects = event_subjects(events=event_rows)
+    deliveries = defaultdict(list)
+    for delivery in (
+        WebhookDelivery.objects.filter(event__in=[event.pk for event in event_rows])
+        .select_related("endpoint")
+        .order_by("created_at")
+    ):
+        deliveries[delivery.event_id].append(delivery)
+    actors = audit_actor_names(entries=audit_entries, tenant_ids=[tenant_id])
+    deleted_names = {
+        subject.credential_id: (subject.app_name, subject.credential_name)
+        for subject in subjects.values()
+        if subject.credential_id
+    }
+
+    entries = [_audit_timeline_entry(entry, actors, deleted_names) for entry in audit_entries] + [
+        TimelineEntry(
+            at=event.created_at,
+            source=TimelineSource.EVENT,
+            what=f"Event {event.type} sent to the tenant",
+            failed=False,
+            actor="-",
+            app_name=subjects[event.pk].app_name,
+            credential_id=subjects[event.pk].credential_id,
+            credential_name=subjects[event.pk].credential_name,
+            credential_exists=subjects[event.pk].credential_exists,
+            event=event,
+            deliveries=tuple(deliveries[event.pk]),
+        )
+        for event in event_rows
+    ]
+    entries.sort(key=lambda entry: entry.at, reverse=True)
+    return Timeline(entries=entries[:limit], has_more=len(entries) > limit, credentials=credentials)
+
+
+def _audit_timeline_entry(
+    entry: AuditLogEntry, actors: dict, deleted_names: dict[str, tuple[str, str]]
+) -> TimelineEntry:
+    credential = entry.credential
+    if credential is not None:
+        app_name, name, exists = credential.app.name, credential.display_name, True
+        credential_id = str(credential.pk)
+    elif entry.target in deleted_names:
+        (app_name, name), exists = deleted_names[entry.target], False
+        credential_id = entry.target
+    else:
+        app_name, name, exists, credential_id = "", "", False, ""
+    use = entry.action.startswith("credential.use.")
+    return TimelineEntry(
+        at=entry.created_at,
+        source=TimelineSource.SECRET_USE if use else TimelineSource.CHANGE,
+        what=audit_entry_summary(entry),
+        failed=entry.outcome == AuditLogEntry.Outcome.FAILURE,
+        actor=actors[(entry.actor_type, entry.actor)],
+        app_name=app_name,
+        credential_id=credential_id,
+        credential_name=name,
+        credential_exists=exists,
+        audit_entry=entry,
+    )
+
+
+_ACTION_SUMMARIES = {
+    "credential.create": "Connected",
+    "credential.reconnect": "Reconnected",
+    "credential.rename": "Renamed",
+    "credential.expire": "Expired",
+    "credential.revoke": "Revoked",
+    "credential.delete": "Deleted",
+    "installation.create": "Flow installed",
+    "installation.update": "Installation settings changed",
+    "installation.enable": "Installation enabled",
+    "installation.disable": "Installation disabled",
+    "installation.delete": "Flow uninstalled",
+    "installation.credential_replace": "Installation's account replaced",
+    "installation.version_update": "Installation moved to a new flow version",
+    "installation.needs_update": "Installation needs the user's action for a new version",
+}
+
+
+def audit_entry_summary(entry: AuditLogEntry) -> str:
+    """What an audit entry records, in a sentence staff can read (never a secret: provider
+    texts are redacted before they are stored, and once more here)."""
+    detail = entry.detail if isinstance(entry.detail, dict) else {}
+    failed = entry.outcome == AuditLogEntry.Outcome.FAILURE
+    action = entry.action
+    if action == "credential.verify":
+        result = detail.get("result")
+        code = detail.get("status_code")
+        suffix = f" (HTTP {code})" if code else ""
+        if result == "rejected":
+            text = f"Verification failed: the provider refused the account{suffix}"
+        elif result == "unavailable":
+            text = f"Verification could not reach the provider{suffix}; status kept"
+        elif result == "skipped":
+            text = "Verification skipped"
+        else:
+            text = "Verified" if not failed else f"Verification failed{suffix}"
+    elif action == "credential.refresh":
+        if failed:
+            code = detail.get("code") or "error"
+            transient = " (temporary; will retry)" if detail.get("transient") else ""
+            text = f"Token refresh failed: {code}{transient}"
+        else:
+            text = "Token refreshed"
+    elif action.startswith("credential.use."):
+        purpose = action.removeprefix("credential.use.")
+        text = f"Secret used for {purpose}" + (" (failed)" if failed else "")
+    else:
+        text = _ACTION_SUMMARIES.get(action, action)
+        if failed:
+            text += " (failed)"
+    if reason := detail.get("reason"):
+        text += f": {reason}"
+    return redact(text)
