@@ -35,15 +35,19 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The embedding parameters ride along on htmx requests in this header, so that links rendered
 # by a partial keep them without the page having to be reloaded.
 EMBED_HEADER = "X-Portal-Embed"
+EMBED_PARAMS = ("embed_origin", "hide_prompt", "locale", "close_button")
 
 
 @dataclass(frozen=True)
 class Embed:
-    """The SDK's query parameters: where events may go, and whether our prompt is hidden."""
+    """The SDK's query parameters: where events may go, whether our prompt is hidden, and
+    whether the modal draws its close button ("1" in the SDK's overlay, "0" inline unless the
+    page asks; "" when a page frames or opens the modal itself: shown whenever a page did)."""
 
     origin: str = ""
     hide_prompt: bool = False
     locale: str = ""
+    close_button: str = ""
 
     def params(self) -> dict[str, str]:
         params = {}
@@ -51,6 +55,8 @@ class Embed:
             params["embed_origin"] = self.origin
         if self.hide_prompt:
             params["hide_prompt"] = "1"
+        if self.close_button:
+            params["close_button"] = self.close_button
         if self.locale:
             params["locale"] = self.locale
         return params
@@ -63,7 +69,7 @@ class Embed:
 def embed_for(request: HttpRequest) -> Embed:
     """``embed_origin`` counts only when it is one of the tenant's allowed origins."""
     source = request.GET
-    if not any(key in source for key in ("embed_origin", "hide_prompt", "locale")):
+    if not any(key in source for key in EMBED_PARAMS):
         source = QueryDict(request.headers.get(EMBED_HEADER, "")[:1000])
     origin = ""
     raw = source.get("embed_origin", "")
@@ -74,10 +80,12 @@ def embed_for(request: HttpRequest) -> Embed:
             normalised = ""
         if normalised and normalised in request.connect_session.tenant.allowed_origins:
             origin = normalised
+    close_button = source.get("close_button", "")
     return Embed(
         origin=origin,
         hide_prompt=source.get("hide_prompt") == "1",
         locale=supported_language(source.get("locale", "")),
+        close_button=close_button if close_button in {"0", "1"} else "",
     )
 
 

@@ -12,7 +12,7 @@ from core.errors import DomainError
 from integrations.services.connect_sessions import connect_session_from_user_hash
 
 # Parameters the modal understands, handed through unchanged (the modal validates them).
-PASSTHROUGH = ("embed_origin", "hide_prompt", "app", "locale")
+PASSTHROUGH = ("embed_origin", "hide_prompt", "app", "locale", "close_button")
 
 
 @require_GET

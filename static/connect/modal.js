@@ -6,7 +6,11 @@
   var bridge = window.PortalBridge || { post: function () {}, isEmbedded: function () { return false; } };
 
   // --- Closing: a visible button when a page embeds or opened us, and Escape. ----------------
+  // The SDK says whether it wants our button (<body data-close-button="1|0">): it is the one
+  // close control of its overlay, and absent inline unless the page asks. Without the SDK's
+  // word, a page that frames or opens us gets it.
   var openedByPage = window.parent !== window || !!window.opener;
+  var closable = openedByPage && document.body.getAttribute("data-close-button") !== "0";
 
   function closeModal() {
     bridge.post("close", {});
@@ -17,14 +21,14 @@
 
   function setUpClose() {
     var bar = document.querySelector("[data-portal-topbar]");
-    if (bar && openedByPage) bar.hidden = false;
+    if (bar && closable) bar.hidden = false;
     document.querySelectorAll("[data-portal-close]").forEach(function (button) {
       button.addEventListener("click", closeModal);
     });
   }
 
   document.addEventListener("keydown", function (event) {
-    if (event.key !== "Escape" || event.defaultPrevented || !openedByPage) return;
+    if (event.key !== "Escape" || event.defaultPrevented || !closable) return;
     var target = event.target;
     // Escape first clears a search box or closes an open <details>, as people expect.
     if (target && target.type === "search" && target.value) return;

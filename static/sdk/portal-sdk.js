@@ -7,7 +7,12 @@
  *   const sdk = new PortalSDK({ baseUrl, tenantId, userId, hash, deploymentId }) // user-hash mode
  *   sdk.eventEmitter.on("did-add-authorization", (data) => ...)
  *   sdk.renderAccountConnectionModal({ app: "hubspot" })   // iframe overlay, or { container: el }
- *   sdk.close()
+ *   sdk.close()                                             // or Escape, or the modal's close button
+ *
+ * Overlay: the page behind it does not scroll while it is open; its styles and scroll position
+ * come back exactly on close. One close button, the modal's own (the SDK shows a stand-in only
+ * until the modal has loaded). Inline ({ container }): no close button unless you ask for one
+ * with { closeButton: true }; sdk.close() always works.
  *
  * Messages are checked both ways: this page accepts only messages from the portal's origin and
  * from the modal it opened; the modal posts only to the origin the tenant allows.
@@ -53,6 +58,52 @@
     });
   };
 
+  // Keeps the page behind the overlay still: no scrolling by wheel, touch or keyboard, the
+  // scrollbar's width kept so nothing shifts. The returned function puts back exactly what was
+  // there (each inline style, the style attribute's absence, the scroll position, the focus).
+  var HELD = [
+    ["documentElement", "overflow"],
+    ["body", "overflow"],
+    ["body", "padding-right"],
+  ];
+  function holdPage(doc) {
+    var view = doc.defaultView || root;
+    var x = view.scrollX;
+    var y = view.scrollY;
+    var focused = doc.activeElement;
+    var scrollbar = view.innerWidth - doc.documentElement.clientWidth;
+    var saved = HELD.map(function (item) {
+      var style = doc[item[0]].style;
+      return {
+        value: style.getPropertyValue(item[1]),
+        priority: style.getPropertyPriority(item[1]),
+      };
+    });
+    var hadStyle = {
+      documentElement: doc.documentElement.hasAttribute("style"),
+      body: doc.body.hasAttribute("style"),
+    };
+    var padding = parseFloat(view.getComputedStyle(doc.body).paddingRight) || 0;
+    doc.documentElement.style.setProperty("overflow", "hidden", "important");
+    doc.body.style.setProperty("overflow", "hidden", "important");
+    if (scrollbar > 0) doc.body.style.setProperty("padding-right", padding + scrollbar + "px", "important");
+    return function restore() {
+      HELD.forEach(function (item, index) {
+        var style = doc[item[0]].style;
+        if (saved[index].value) style.setProperty(item[1], saved[index].value, saved[index].priority);
+        else style.removeProperty(item[1]);
+      });
+      Object.keys(hadStyle).forEach(function (name) {
+        var element = doc[name];
+        if (!hadStyle[name] && element.style.length === 0) element.removeAttribute("style");
+      });
+      view.scrollTo({ left: x, top: y, behavior: "instant" });
+      if (focused && focused !== doc.body && typeof focused.focus === "function" && doc.contains(focused)) {
+        focused.focus({ preventScroll: true });
+      }
+    };
+  }
+
   function originOf(url) {
     return new URL(url, root.location.href).origin;
   }
@@ -82,6 +133,8 @@
     this._frame = null;
     this._overlay = null;
     this._popup = null;
+    this._standInClose = null;
+    this._restorePage = null;
     this._onMessage = this._onMessage.bind(this);
     this._onKeydown = this._onKeydown.bind(this);
   }
@@ -92,6 +145,10 @@
     options = options || {};
     var params = { embed_origin: root.location.origin };
     if (this.userConfig.hideAppConnectionModal) params.hide_prompt = "1";
+    // Whether the modal draws its close button (and closes on Escape): in an overlay it is the
+    // one close control; inline, only when the page asks for it.
+    if (options.container) params.close_button = options.closeButton ? "1" : "0";
+    else if (options.mode !== "popup") params.close_button = "1";
     if (options.app) params.app = String(options.app);
     if (options.locale || this.locale) params.locale = String(options.locale || this.locale);
     var url;
@@ -142,29 +199,34 @@
     box.style.cssText =
       "position:relative;width:min(960px,100%);height:min(720px,100%);background:#fff;" +
       "border-radius:12px;overflow:hidden;box-shadow:0 20px 60px rgba(0,0,0,.35);";
-    var closeButton = root.document.createElement("button");
-    closeButton.type = "button";
-    closeButton.setAttribute("aria-label", "Close");
-    closeButton.textContent = "\u00d7";
-    // Outside the dialog box, so it never sits on the modal's own close button; it still
-    // closes the overlay when the modal cannot load (an origin the tenant does not allow).
-    closeButton.style.cssText =
-      "position:fixed;top:10px;right:14px;z-index:2147483001;border:0;background:transparent;" +
-      "font-size:28px;line-height:1;cursor:pointer;color:#fff;padding:4px 10px;";
+    var standIn = root.document.createElement("button");
+    standIn.type = "button";
+    standIn.setAttribute("aria-label", "Close");
+    standIn.setAttribute("data-portal-close-fallback", "");
+    standIn.textContent = "\u00d7";
+    // A stand-in for the modal's own close button while the modal loads, or when it cannot load
+    // (a page the tenant does not allow): hidden once the modal says it is ready, so exactly
+    // one close control shows at a time.
+    standIn.style.cssText =
+      "position:absolute;top:8px;right:8px;z-index:1;border:0;border-radius:999px;cursor:pointer;" +
+      "width:36px;height:36px;font-size:24px;line-height:1;padding:0;color:#fff;" +
+      "background:rgba(15,23,42,.6);";
     var self = this;
-    closeButton.addEventListener("click", function () {
+    standIn.addEventListener("click", function () {
       self.close();
     });
     overlay.addEventListener("click", function (event) {
       if (event.target === overlay) self.close();
     });
     box.appendChild(frame);
-    overlay.appendChild(closeButton);
+    box.appendChild(standIn);
     overlay.appendChild(box);
+    this._restorePage = holdPage(root.document);
     root.document.body.appendChild(overlay);
     root.document.addEventListener("keydown", this._onKeydown);
     this._overlay = overlay;
-    frame.focus();
+    this._standInClose = standIn;
+    frame.focus({ preventScroll: true });
     return frame;
   };
 
@@ -175,7 +237,12 @@
     if (this._overlay && this._overlay.parentNode) this._overlay.parentNode.removeChild(this._overlay);
     else if (this._frame && this._frame.parentNode) this._frame.parentNode.removeChild(this._frame);
     if (this._popup && !this._popup.closed) this._popup.close();
-    this._frame = this._overlay = this._popup = null;
+    this._frame = this._overlay = this._popup = this._standInClose = null;
+    if (this._restorePage) {
+      var restore = this._restorePage;
+      this._restorePage = null;
+      restore();
+    }
     if (wasOpen && !(options && options.silent)) this.eventEmitter.emit("close", {});
   };
 
@@ -193,6 +260,7 @@
       this.close();
       return;
     }
+    if (message.event === "ready" && this._standInClose) this._standInClose.style.display = "none";
     this.eventEmitter.emit(message.event, message.data || {});
   };
 

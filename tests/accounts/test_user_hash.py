@@ -43,6 +43,7 @@ def test_a_right_hash_opens_a_short_lived_session_for_that_user(client, tenant_w
         deployment=deployment.pk,
         embed_origin="https://app.acme.test",
         hide_prompt="1",
+        close_button="0",
         app="crm",
     )
     assert response.status_code == 302
@@ -52,6 +53,7 @@ def test_a_right_hash_opens_a_short_lived_session_for_that_user(client, tenant_w
         "embed_origin": ["https://app.acme.test"],
         "hide_prompt": ["1"],
         "app": ["crm"],
+        "close_button": ["0"],
     }
     session = ConnectSession.objects.get()
     assert session.source == ConnectSession.Source.USER_HASH

@@ -164,6 +164,18 @@ def test_an_allowed_embed_origin_is_accepted_after_normalisation(client, world):
     assert "?embed_origin=https%3A%2F%2Fapp.acme.test&amp;hide_prompt=1" in body
 
 
+@pytest.mark.parametrize(("given", "kept"), [("0", "0"), ("1", "1"), ("yes", None)])
+def test_the_sdks_close_button_choice_reaches_the_page_and_its_links(client, world, given, kept):
+    body = client.get(world.modal_url(), {"close_button": given}).content.decode()
+
+    if kept is None:
+        assert "data-close-button" not in body
+        assert "close_button=" not in body
+    else:
+        assert f'data-close-button="{kept}"' in body
+        assert f"?close_button={kept}" in body
+
+
 def test_an_embed_origin_that_is_not_allowed_is_ignored(client, world):
     body = client.get(world.modal_url(), {"embed_origin": "https://evil.example"}).content.decode()
 

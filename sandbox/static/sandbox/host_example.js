@@ -33,7 +33,10 @@
     build("hash").renderAccountConnectionModal({ app: "sandbox-apikey" });
   });
   document.getElementById("open-inline").addEventListener("click", function () {
-    build("hash").renderAccountConnectionModal({ container: document.getElementById("inline-frame") });
+    build("hash").renderAccountConnectionModal({
+      container: document.getElementById("inline-frame"),
+      closeButton: document.getElementById("inline-close").checked,
+    });
   });
   document.getElementById("close").addEventListener("click", function () {
     if (sdk) sdk.close();
