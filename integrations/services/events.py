@@ -15,6 +15,29 @@ from accounts.models import Tenant
 from integrations.models import Credential, Event, WebhookDelivery, WebhookEndpoint
 from integrations.services.jobs import webhook_delivery_enqueue
 
+# Every event type the outbox sends, with what it tells the tenant: webhook endpoints choose
+# among these (tests/integrations/test_event_types.py checks that every type emitted is here).
+EVENT_TYPES: dict[str, str] = {
+    "credential.created": "An end user connected an account.",
+    "credential.verified": "An account was verified: the provider accepted it.",
+    "credential.verification_failed": "The provider refused an account on verification.",
+    "credential.refreshed": "An account's access token was refreshed.",
+    "credential.expired": "An account's authorization is gone; its owner must reconnect.",
+    "credential.reconnected": "An account was reconnected in place with a new secret.",
+    "credential.renamed": "An account was renamed.",
+    "credential.revoked": "An account was revoked.",
+    "credential.deleted": "An account was disconnected and deleted.",
+    "credential.authorization_failed": "A sign-in ended without an account.",
+    "installation.created": "An end user installed a flow.",
+    "installation.updated": "An installation's settings, workflows or accounts changed.",
+    "installation.enabled": "An installation was enabled.",
+    "installation.disabled": "An installation was disabled.",
+    "installation.deleted": "An installation was removed.",
+    "installation.needs_update": "A new flow version needs the end user's action.",
+    "workflow_run.succeeded": "A workflow run succeeded.",
+    "workflow_run.failed": "A workflow run failed.",
+}
+
 
 def event_emit(*, tenant: Tenant, type: str, data: dict[str, Any]) -> Event:
     if not transaction.get_connection().in_atomic_block:
