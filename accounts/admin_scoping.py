@@ -24,9 +24,10 @@ from django.contrib.admin.filters import (
     SimpleListFilter,
 )
 from django.contrib.admin.utils import get_model_from_relation
-from django.db.models import ForeignKey, Model, Q, QuerySet
+from django.db.models import ForeignKey, JSONField, Model, Q, QuerySet
 from django.http import Http404, HttpRequest
 
+from accounts.admin_json import JsonEditorField
 from accounts.models import Membership, Tenant
 
 # Rows that belong to no tenant but are shared by all of them: a catalog app (no tenant) is
@@ -160,7 +161,15 @@ def scoped_list_filter(list_filter):
 
 
 class StaffChoicesMixin:
-    """Every foreign-key and many-to-many choice in a form offers only the staff member's rows."""
+    """Every foreign-key and many-to-many choice in a form offers only the staff member's rows,
+    and every JSON field is edited in the JSON editor (accounts/admin_json.py)."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, JSONField):
+            kwargs.setdefault("form_class", JsonEditorField)
+            if not db_field.null:
+                kwargs.setdefault("empty_value", db_field.get_default())
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
@@ -193,6 +202,14 @@ class TenantScopedAdmin(StaffChoicesMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return self.scope(super().get_queryset(request), request)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        """A new row's tenant is preselected for a staff member of exactly one tenant."""
+        initial = super().get_changeform_initial_data(request)
+        tenant_ids = staff_tenant_ids(request)
+        if self.get_tenant_path() == "tenant" and tenant_ids is not None and len(tenant_ids) == 1:
+            initial.setdefault("tenant", next(iter(tenant_ids)))
+        return initial
 
     def get_list_filter(self, request: HttpRequest):
         return [scoped_list_filter(entry) for entry in super().get_list_filter(request)]

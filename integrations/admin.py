@@ -7,6 +7,7 @@ A credential shows only a masked hint and the id of its key, never its secret.
 import json
 from urllib.parse import urlencode
 
+import jsonschema
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
 from accounts.admin_display import ResultsLookupMixin, list_display_without_tenant
+from accounts.admin_json import JsonEditorField, JsonProblem
 from accounts.admin_scoping import TenantScopedAdmin, TenantScopedInline, reveal_once_response
 from accounts.models import EndUser
 from accounts.selectors import end_user_display
@@ -55,6 +57,7 @@ from integrations.services.credentials import (
     credential_revoke,
 )
 from integrations.services.end_users import end_user_delete
+from integrations.services.events import EVENT_TYPES
 from integrations.services.installations import flow_publish
 from integrations.services.jobs import verification_enqueue
 from integrations.services.oauth_clients import oauth_client_secret_set
@@ -465,8 +468,34 @@ class ConnectCheckMixin:
         return super().change_view(request, object_id, form_url, extra_context)
 
 
+def settings_schema_check(value) -> None:
+    """A flow's settings schema: a JSON Schema object (the end user's settings form)."""
+    if not isinstance(value, dict):
+        raise JsonProblem(
+            'A settings schema is a JSON object, e.g. {"type": "object", "properties": {}}'
+        )
+    meta = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA)
+    error = jsonschema.exceptions.best_match(meta.iter_errors(value))
+    if error is not None:
+        where = f" at {error.json_path}" if error.path else ""
+        raise JsonProblem(f"Not a valid JSON Schema{where}: {error.message}", list(error.path))
+
+
+class FlowForm(forms.ModelForm):
+    class Meta:
+        model = Flow
+        fields = ["tenant", "name", "description", "status", "apps", "settings_schema"]
+        field_classes = {"settings_schema": JsonEditorField}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "settings_schema" in self.fields:
+            self.fields["settings_schema"].check = settings_schema_check
+
+
 @admin.register(Flow)
 class FlowAdmin(ConnectCheckMixin, TenantScopedAdmin):
+    form = FlowForm
     list_display = ["name", "tenant", "status", "updated_at"]
     list_filter = ["status", "tenant"]
     search_fields = ["name"]
@@ -559,11 +588,51 @@ class InstallationAdmin(TenantScopedAdmin):
         )
 
 
+class WebhookEndpointForm(forms.ModelForm):
+    """Event types are chosen from the registry (EVENT_TYPES); none chosen sends every type."""
+
+    event_types = forms.MultipleChoiceField(
+        choices=[(name, f"{name}: {meaning}") for name, meaning in EVENT_TYPES.items()],
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "event-type-choices"}),
+        required=False,
+        help_text="Leave all unticked to receive every event type, including future ones.",
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["tenant", "url", "description", "is_active", "event_types"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A type no longer in the registry stays listed, so saving does not silently drop it.
+        unknown = [t for t in self.initial.get("event_types") or [] if t not in EVENT_TYPES]
+        if unknown:
+            field = self.fields["event_types"]
+            field.choices = [*field.choices, *((t, f"{t}: not a known type") for t in unknown)]
+
+    def clean_event_types(self):
+        chosen = self.cleaned_data["event_types"]
+        return [name for name in EVENT_TYPES if name in chosen] + [
+            name for name in chosen if name not in EVENT_TYPES
+        ]
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(TenantScopedAdmin):
-    list_display = ["url", "tenant", "is_active", "created_at"]
+    form = WebhookEndpointForm
+    list_display = ["url", "tenant", "is_active", "event_types_summary", "created_at"]
     list_filter = ["is_active", "tenant"]
     fields = ["tenant", "url", "description", "is_active", "event_types", "secret_status"]
+
+    def get_list_display(self, request):
+        return list_display_without_tenant(request, super().get_list_display(request))
+
+    @admin.display(description="Event types")
+    def event_types_summary(self, obj):
+        if not obj.event_types:
+            return "Every type"
+        return ", ".join(obj.event_types)
+
     readonly_fields = ["secret_status"]
     actions = ["rotate_secret"]
 
