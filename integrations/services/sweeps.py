@@ -3,8 +3,9 @@
 Each ``*_due`` selector reads only rows that are due through a partial index whose condition it
 repeats (``credential_refresh_due``, ``credential_reverify_due``, ``credential_pending``,
 ``delivery_due``), ordered by the indexed column, so a sweep costs the same whatever the table
-size. Each ``sweep_*`` service claims a batch with ``SELECT … FOR UPDATE SKIP LOCKED`` (two
-beat runs never claim the same rows), leases it by moving its due time forward, and queues the
+size. Each ``sweep_*`` service claims a batch in one statement (``sweep_batch_claim``:
+``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …``, so two beat
+runs never claim the same rows), which leases it by moving its due time forward, and queues the
 jobs by id once the claim commits, spread over a few seconds.
 
 Leases are short (45 s by default) and renewed by the job while it lives: when it starts
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -89,6 +90,51 @@ class SweepResult:
     batches: int
 
 
+def sweep_batch_claim_sql(
+    *, due: QuerySet, fields: tuple[str, ...], lease: dict[str, Any], limit: int
+) -> tuple[str, list[Any]]:
+    """The claim statement and its parameters (``sweep_batch_claim``; the benchmark explains it).
+
+    The subquery reads the due rows through the selector's partial index, in its order, and
+    locks ``limit`` of them, skipping rows another transaction holds; the update leases exactly
+    those and returns ``fields`` of each.
+    """
+    connection = connections[due.db]
+    quote = connection.ops.quote_name
+    meta = due.model._meta
+    (name, value), *others = lease.items()
+    if others:
+        raise ValueError("A lease moves one column.")
+    lease_field = meta.get_field(name)
+    select = due.select_for_update(skip_locked=True).values_list("pk")[:limit]
+    select_sql, select_params = select.query.get_compiler(using=due.db).as_sql()
+    returning = ", ".join(
+        quote((meta.pk if field == "pk" else meta.get_field(field)).column) for field in fields
+    )
+    # Names come from the model and are quoted; every value is a parameter.
+    table, column, pk = quote(meta.db_table), quote(lease_field.column), quote(meta.pk.column)
+    sql = f"UPDATE {table} SET {column} = %s WHERE {pk} IN ({select_sql}) RETURNING {returning}"  # noqa: S608
+    return sql, [lease_field.get_db_prep_save(value, connection), *select_params]
+
+
+def sweep_batch_claim(
+    *, due: QuerySet, fields: tuple[str, ...], lease: dict[str, Any], limit: int
+) -> list[tuple[Any, ...]]:
+    """Lease up to ``limit`` rows of ``due`` that no other transaction holds, in one statement,
+    and return ``fields`` of each (in the caller's transaction: the lease commits with it)."""
+    sql, params = sweep_batch_claim_sql(due=due, fields=fields, lease=lease, limit=limit)
+    meta = due.model._meta
+    converters = [
+        (meta.pk if field == "pk" else meta.get_field(field)).to_python for field in fields
+    ]
+    with connections[due.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return [
+            tuple(convert(value) for convert, value in zip(converters, row, strict=True))
+            for row in cursor.fetchall()
+        ]
+
+
 def _sweep(
     *,
     due: QuerySet,
@@ -106,10 +152,9 @@ def _sweep(
     extra = (lease_value.isoformat(),) if claim else ()
     for _ in range(conf.SWEEP_MAX_BATCHES):
         with transaction.atomic():
-            rows = list(due.select_for_update(skip_locked=True).values_list(*fields)[:batch_size])
+            rows = sweep_batch_claim(due=due, fields=fields, lease=lease, limit=batch_size)
             if not rows:
                 break
-            due.model.objects.filter(pk__in=[row[0] for row in rows]).update(**lease)
             for row in rows:
                 transaction.on_commit(
                     functools.partial(

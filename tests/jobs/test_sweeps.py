@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.conf import conf
@@ -15,6 +17,8 @@ from integrations.services.sweeps import (
     credentials_pending_stuck,
     credentials_refresh_due,
     credentials_reverify_due,
+    sweep_batch_claim,
+    sweep_batch_claim_sql,
     sweep_pending_credentials,
     sweep_refresh_due,
     sweep_reverify_due,
@@ -178,6 +182,54 @@ def test_a_sweep_claims_in_batches_and_leaves_the_rest_for_its_next_run(
     assert len(first_run) == 4
 
 
+def test_a_batch_is_claimed_and_leased_in_one_statement(
+    end_user, settings, django_capture_on_commit_callbacks
+):
+    settings.PORTAL_SWEEP_BATCH_SIZE = 10
+    app = factories.make_api_key_app()
+    now = timezone.now()
+    for n in range(3):
+        factories.make_credential(
+            end_user=end_user, app=app, next_verification_at=now - timedelta(minutes=n + 1)
+        )
+
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks():
+        assert sweep_reverify_due(now=now).queued == 3
+
+    statements = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) == 1, statements
+    assert statements[0].startswith('UPDATE "integrations_credential"')
+    assert "FOR UPDATE SKIP LOCKED" in statements[0] or connection.vendor != "postgresql"
+
+
+@pytest.mark.postgres
+def test_a_claim_skips_rows_another_transaction_holds(transactional_db, end_user):
+    app = factories.make_api_key_app()
+    now = timezone.now()
+    held, free = (
+        factories.make_credential(end_user=end_user, app=app, next_verification_at=now - MINUTE)
+        for _ in range(2)
+    )
+    lease = {"next_verification_at": now + MINUTE}
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]
+    ) as other:
+        # A verification job (or another sweep) holds ``held`` under its row lock meanwhile.
+        other.execute("SELECT 1 FROM integrations_credential WHERE id = %s FOR UPDATE", [held.pk])
+        with transaction.atomic():
+            claimed = sweep_batch_claim(
+                due=credentials_reverify_due(now=now), fields=("pk",), lease=lease, limit=10
+            )
+        other.rollback()
+
+    assert claimed == [(free.pk,)]
+    held.refresh_from_db()
+    free.refresh_from_db()
+    assert held.next_verification_at == now - MINUTE  # not leased: the next sweep takes it
+    assert free.next_verification_at == now + MINUTE
+
+
 @pytest.mark.postgres
 def test_each_sweep_selects_what_is_due_through_its_partial_index(db):
     now = timezone.now()
@@ -193,6 +245,15 @@ def test_each_sweep_selects_what_is_due_through_its_partial_index(db):
         cursor.execute("SET LOCAL enable_seqscan = off")
         for index, queryset in selections.items():
             plan = queryset.select_for_update(skip_locked=True).values_list("pk")[:500].explain()
+            assert index in plan and "Seq Scan" not in plan, plan
+            # The claim's subquery is the same selection: it reads the same index. (Each
+            # sweep leases the column it orders by.)
+            lease = {queryset.query.order_by[0]: now}
+            sql, params = sweep_batch_claim_sql(
+                due=queryset, fields=("pk",), lease=lease, limit=500
+            )
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
             assert index in plan and "Seq Scan" not in plan, plan
 
 
