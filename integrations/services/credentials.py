@@ -166,16 +166,23 @@ def _seal(credential: Credential, new: NewSecret) -> None:
 
 
 def _locked(credential: Credential) -> Credential:
-    """The row again, under its lock, with what the events and audit entries name."""
+    """The row again, under its lock, with what the events and audit entries name.
+
+    The app the caller already read is kept rather than read again (a job's transition runs
+    in every verification, and the app's columns are most of what it would read).
+    """
+    app_read = Credential.app.is_cached(credential)
     locked = (
         Credential.objects.select_for_update(of=("self",))
-        .select_related("app", "end_user", "tenant")
+        .select_related("end_user", "tenant", *(() if app_read else ("app",)))
         .defer("tenant__secret_key_id", "tenant__secret_ciphertext")  # the tenant's, unneeded
         .filter(pk=credential.pk)
         .first()
     )
     if locked is None:
         raise NotFound("That account is no longer connected.", code="credential_not_found")
+    if app_read and locked.app_id == credential.app_id:
+        locked.app = credential.app
     return locked
 
 

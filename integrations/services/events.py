@@ -46,7 +46,10 @@ def event_emit(*, tenant: Tenant, type: str, data: dict[str, Any]) -> Event:
     now = timezone.now()
     deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now)
-        for endpoint in WebhookEndpoint.objects.filter(tenant=tenant, is_active=True)
+        # Which endpoints want it; their secrets are read only to sign the delivery.
+        for endpoint in WebhookEndpoint.objects.filter(tenant=tenant, is_active=True).only(
+            "pk", "is_active", "event_types"
+        )
         if endpoint.wants(type)
     )
     # Sent once the change commits; should the job be lost, the delivery sweep sends it.

@@ -53,6 +53,32 @@ class RefreshOutcome:
     reason: str = ""
 
 
+# What verification and refresh never read of an app (how the modal shows it and how a sign-in
+# starts): left out of the jobs' reads, which run for every credential every day.
+APP_COLUMNS_JOBS_SKIP = tuple(
+    f"app__{name}"
+    for name in (
+        "description",
+        "icon",
+        "icon_file",
+        "icon_file_type",
+        "icon_digest",
+        "docs_url",
+        "authorization_url",
+        "authorization_params",
+        "pkce",
+        "revocation_url",
+        "revocation_method",
+        "add_account_prompt",
+        "popup_width",
+        "popup_height",
+        "is_enabled",
+        "created_at",
+        "updated_at",
+    )
+)
+
+
 def credential_refresh_due(credential: Credential, *, now: datetime | None = None) -> bool:
     """True when the access token is within its app's refresh buffer of expiry, or past it."""
     if not credential.app.is_oauth2 or credential.expires_at is None:
@@ -70,6 +96,7 @@ def credential_refresh(
         credential = (
             Credential.objects.select_for_update(of=("self",))
             .select_related("app", "tenant", "end_user")
+            .defer(*APP_COLUMNS_JOBS_SKIP, "tenant__secret_key_id", "tenant__secret_ciphertext")
             .filter(pk=credential_id)
             .first()
         )

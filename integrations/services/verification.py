@@ -47,6 +47,7 @@ from integrations.services.credentials import (
     credential_reconnect,
 )
 from integrations.services.refresh import (
+    APP_COLUMNS_JOBS_SKIP,
     RefreshKind,
     credential_refresh,
     credential_refresh_due,
@@ -228,7 +229,12 @@ def credential_verify(*, credential_id, actor: Actor | None = None) -> Verificat
     """Verify an existing credential now and record the result (see the module docstring)."""
     actor = actor or Actor.system()
     # Its app only: the transition re-reads the row under its lock with what events name.
-    credential = Credential.objects.select_related("app").filter(pk=credential_id).first()
+    credential = (
+        Credential.objects.select_related("app")
+        .defer(*APP_COLUMNS_JOBS_SKIP)
+        .filter(pk=credential_id)
+        .first()
+    )
     if credential is None:
         return VerificationOutcome(VerifyKind.SKIPPED, None, "Gone.")
     if credential.status == Credential.Status.REVOKED or not credential.has_secret:

@@ -146,6 +146,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE: dict = {}
+# Workers run jobs in threads: a job mostly waits for a provider, so one process keeps many in
+# flight. Each thread keeps its own database connection (DATABASE_CONN_MAX_AGE, portal/celery.py)
+# and its own pooled provider connections (core/http.py).
+CELERY_WORKER_POOL = "threads"
+CELERY_WORKER_CONCURRENCY = env_int("PORTAL_WORKER_CONCURRENCY", 32)
 
 # Admin sign-in through django-allauth: email and password, TOTP, rate-limited.
 LOGIN_URL = "account_login"

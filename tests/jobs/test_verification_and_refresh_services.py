@@ -7,6 +7,8 @@ from datetime import timedelta
 from email.utils import format_datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from integrations.models import Credential, Event
@@ -23,6 +25,28 @@ from tests import factories
 def provider(httpserver):
     httpserver.expect_request("/me").respond_with_json({"email": "ada@provider.test"})
     return httpserver.url_for("/")
+
+
+def test_a_re_verification_runs_seven_statements_and_reads_no_other_secret(
+    db, end_user, provider, django_capture_on_commit_callbacks
+):
+    app = factories.make_api_key_app(api_base_url=provider, reverify_interval_seconds=86400)
+    credential = factories.make_credential(end_user=end_user, app=app, identity="ada@provider.test")
+
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks():
+        assert credential_verify(credential_id=credential.pk).kind == "verified"
+
+    statements = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
+    # The credential with its app; then, in one transaction, the row locked (with its user and
+    # tenant), its new state, the secret's use and the result audited, the event and the
+    # endpoints it goes to.
+    kinds = [statement.split()[0] for statement in statements]
+    assert kinds == ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT", "SELECT"], kinds
+    assert statements[0].count('FROM "integrations_credential"') == 1
+    assert '"integrations_app"' not in statements[1]  # the app is read once
+    assert not any('"accounts_tenant"."secret_ciphertext"' in s for s in statements)
+    assert not any('"integrations_webhookendpoint"."secret_ciphertext"' in s for s in statements)
+    assert not any('"integrations_app"."icon' in s for s in statements)
 
 
 def test_re_verification_of_long_lived_credentials_is_spread_over_time(db, end_user, provider):
