@@ -12,6 +12,7 @@ from api.auth import TenantKeyAuth
 from api.catalog import router as catalog_router
 from api.credentials import router as credentials_router
 from api.errors import install_error_handlers
+from api.flows import router as flows_router
 from api.installations import router as installations_router
 from api.proxy import router as proxy_router
 from api.schemas import OPEN_PROPERTIES_SCHEMA
@@ -114,4 +115,5 @@ api.add_router("", catalog_router)
 api.add_router("", credentials_router)
 api.add_router("", installations_router)
 api.add_router("", proxy_router)
+api.add_router("", flows_router)
 api.add_router("", workflows_router)

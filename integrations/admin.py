@@ -58,7 +58,7 @@ from integrations.services.credentials import (
 )
 from integrations.services.end_users import end_user_delete
 from integrations.services.events import EVENT_TYPES
-from integrations.services.installations import flow_publish
+from integrations.services.installations import flow_publish, flow_version_current
 from integrations.services.jobs import verification_enqueue
 from integrations.services.oauth_clients import oauth_client_secret_set
 from integrations.services.verification import (
@@ -519,6 +519,14 @@ class FlowAdmin(ConnectCheckMixin, TenantScopedAdmin):
                 f"Published “{flow.name}” version {version.number}; "
                 f"{waiting} installation(s) need their user's action, the others moved.",
             )
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        flow = form.instance
+        if flow.status == Flow.Status.PUBLISHED and not flow.versions.exists():
+            # Published in the form: freeze the first version (apps and workflows saved by
+            # now), as the publish action would.
+            flow_version_current(flow=flow, actor=Actor.staff(request.user))
 
     def _flows_of(self, obj):
         return Flow.objects.filter(pk=obj.pk)

@@ -36,7 +36,7 @@ from integrations.models import (
 from integrations.services.catalog import catalog_load
 from integrations.services.connect_sessions import IssuedSession, connect_session_create
 from integrations.services.credentials import NewSecret, credential_create, credential_reconnect
-from integrations.services.installations import installation_install
+from integrations.services.installations import flow_version_current, installation_install
 from integrations.services.oauth_clients import oauth_client_secret, oauth_client_set
 from integrations.services.workflows import workflow_save
 from portal.setup_files import _write_private
@@ -247,6 +247,9 @@ def demo_seed(*, base_url: str, var_dir: Path) -> DemoSeed:
     for name, value in ADD_ITEM_WORKFLOW.items():
         setattr(workflow, name, value)
     workflow_save(workflow=workflow)
+    for published in (sync, billing, items):
+        # Version 1 once; later runs leave the versions (and the installations on them) alone.
+        flow_version_current(flow=published, actor=Actor.system())
     active, _ = Deployment.objects.update_or_create(
         tenant=tenant, name="Production", defaults={"is_active": True}
     )

@@ -100,6 +100,7 @@ def test_the_demo_workflow_runs_against_the_sandbox_with_the_readmes_curl(
     }
     run = WorkflowRun.objects.get(pk=response.headers["X-Portal-Run"])
     assert run.credentials_used.get().credential_id == seed.workflow_credential.pk
+    assert run.flow_version == 1  # the demo's published flows have their first version
     again = demo_seed(base_url=live_server.url, var_dir=tmp_path)
     assert again.workflow.pk == seed.workflow.pk
     assert again.workflow_credential.pk == seed.workflow_credential.pk

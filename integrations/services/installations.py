@@ -219,7 +219,7 @@ def installation_install(
         tenant_id=end_user.tenant_id,
         end_user=end_user,
         flow=flow,
-        flow_version=flow.versions.order_by("-number").first(),
+        flow_version=flow_version_current(flow=flow, actor=actor),
         settings=settings_validate(flow=flow, settings=settings or {}),
     )
     installation.enabled_workflows.set(flow.workflows.filter(enabled_by_default=True))
@@ -412,6 +412,13 @@ def _move(installation: Installation, version: FlowVersion, *, actor: Actor) -> 
         action="installation.version_update",
         event_type="installation.updated",
     )
+
+
+def flow_version_current(*, flow: Flow, actor: Actor) -> FlowVersion:
+    """The flow's newest version. A flow marked published without one (seeded, or set in the
+    admin's form before publishing went through versions) gets its first version now, so every
+    installation, and every run, has a version."""
+    return flow.versions.order_by("-number").first() or flow_publish(flow=flow, actor=actor)
 
 
 @transaction.atomic

@@ -15,7 +15,13 @@ from accounts.models import EndUser
 from accounts.services.audit import Actor
 from api.api import api as ninja_api
 from core.vault import open_secret
-from integrations.models import ConnectSession, Credential, Installation, WorkflowRun
+from integrations.models import (
+    ConnectSession,
+    Credential,
+    FlowVersion,
+    Installation,
+    WorkflowRun,
+)
 from integrations.services.connect_sessions import connect_session_create
 from integrations.services.installations import installation_install
 from integrations.services.workflow_runs import workflow_run_create
@@ -29,6 +35,7 @@ B_SECRET = "key_b_secret_never_shown_1234"
 OWN_OBJECT_OPERATIONS = {
     ("get", "/api/v1/users"): {200},
     ("get", "/api/v1/apps"): {200},
+    ("get", "/api/v1/flows"): {200},
     ("post", "/api/v1/users"): {200, 201},
     ("put", "/api/v1/users/{external_id}"): {200, 201},
 }
@@ -204,6 +211,7 @@ def _requests(b):
 def test_tenant_a_gets_a_404_for_every_operation_on_tenant_bs_objects(api, tenant, b):
     markers = _markers(b)
     tried = set()
+    versions_before = FlowVersion.objects.filter(flow=b["flow"]).count()
 
     # Operations that create A's own "b-user" go last, so the others meet no A user of that id.
     attempts = sorted(_requests(b), key=lambda r: (r[0], r[1]) in OWN_OBJECT_OPERATIONS)
@@ -228,6 +236,7 @@ def test_tenant_a_gets_a_404_for_every_operation_on_tenant_bs_objects(api, tenan
     assert ConnectSession.objects.get(pk=b["session"].pk).revoked_at is None
     assert not Installation.objects.filter(tenant=tenant).exists()
     assert list(WorkflowRun.objects.values_list("pk", flat=True)) == [b["run"].pk]
+    assert FlowVersion.objects.filter(flow=b["flow"]).count() == versions_before
     assert not Credential.objects.filter(tenant=tenant).exists()
 
 

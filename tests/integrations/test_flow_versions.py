@@ -4,7 +4,10 @@ what is missing moves them. Runs always use the installation's version."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from django.urls import reverse
 
 from accounts.services.audit import Actor
 from integrations.models import Event, FlowVersion, Installation, WorkflowRun
@@ -69,6 +72,23 @@ def test_publishing_freezes_a_numbered_version_and_new_installations_run_it(flow
     assert version.apps == ["crm"]
     assert version.workflows["ping"]["steps"][0]["path"] == "v1/ping"
     assert installation.flow_version == version
+
+
+def test_a_flow_marked_published_without_a_version_gets_its_first_when_installed(
+    end_user, flow, app, workflow
+):
+    assert not flow.versions.exists()  # published by its status alone, as seeded data may be
+    credential = factories.make_credential(end_user=end_user, app=app)
+
+    installed, _ = installation_install(
+        end_user=end_user, flow=flow, credential=credential, actor=SYSTEM
+    )
+
+    version = FlowVersion.objects.get(flow=flow)
+    assert version.number == 1 and version.workflows["ping"]["steps"][0]["path"] == "v1/ping"
+    assert installed.flow_version == version
+    run = workflow_run_create(workflow=workflow, installation=installed, trigger="request", data={})
+    assert run.flow_version == 1
 
 
 def test_a_lazy_update_moves_installations_and_keeps_their_settings(flow, installation):
@@ -192,3 +212,44 @@ def _run(workflow, installation) -> WorkflowRun:
         workflow=workflow, installation=installation, trigger="request", data={}
     )
     return workflow_run_execute(run_id=run.pk)
+
+
+def _change_form_data(response) -> dict:
+    """What the admin's change form would post back unchanged: the form and its inlines."""
+    forms = [response.context["adminform"].form]
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        forms.append(formset.management_form)
+        forms.extend(formset.forms)
+    data = {}
+    for form in forms:
+        for name in form.fields:
+            value = form[name].value()
+            if value is None or value is False:
+                continue
+            key = form.add_prefix(name)
+            if isinstance(value, list | tuple):
+                data[key] = [str(v) for v in value]
+            elif isinstance(value, dict):
+                data[key] = json.dumps(value)
+            else:
+                data[key] = value
+    return data
+
+
+def test_publishing_in_the_admins_form_freezes_the_first_version_with_its_workflows(
+    admin_client, flow, workflow
+):
+    flow.status = "draft"
+    flow.save()
+    url = reverse("admin:integrations_flow_change", args=[flow.pk])
+    data = _change_form_data(admin_client.get(url))
+    data["status"] = "published"
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    version = FlowVersion.objects.get(flow=flow)
+    assert version.number == 1 and set(version.workflows) == {"ping"}
+    admin_client.post(url, data)  # saved again: no new version without the publish action
+    assert FlowVersion.objects.filter(flow=flow).count() == 1
