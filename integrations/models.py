@@ -12,6 +12,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import EndUser, Tenant
@@ -163,6 +164,14 @@ class App(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def shown_description(self) -> str:
+        """The description in the active language: the catalog's words are translated
+        (``integrations/locale``); a tenant's own app keeps its own."""
+        if self.tenant_id is None and self.description:
+            return gettext(self.description)
+        return self.description
 
     @property
     def is_oauth2(self) -> bool:
