@@ -172,15 +172,17 @@ def _locked(credential: Credential) -> Credential:
     in every verification, and the app's columns are most of what it would read).
     """
     app_read = Credential.app.is_cached(credential)
-    locked = (
-        Credential.objects.select_for_update(of=("self",))
-        .select_related("end_user", "tenant", *(() if app_read else ("app",)))
-        .defer("tenant__secret_key_id", "tenant__secret_ciphertext")  # the tenant's, unneeded
-        .filter(pk=credential.pk)
-        .first()
-    )
-    if locked is None:
-        raise NotFound("That account is no longer connected.", code="credential_not_found")
+    try:
+        locked = (
+            Credential.objects.select_for_update(of=("self",))
+            .select_related("end_user", "tenant", *(() if app_read else ("app",)))
+            .defer("tenant__secret_key_id", "tenant__secret_ciphertext")  # the tenant's, unneeded
+            .get(pk=credential.pk)
+        )
+    except Credential.DoesNotExist:
+        raise NotFound(
+            "That account is no longer connected.", code="credential_not_found"
+        ) from None
     if app_read and locked.app_id == credential.app_id:
         locked.app = credential.app
     return locked

@@ -93,14 +93,14 @@ def credential_refresh(
     """Refresh a credential's access token if it is due (or ``force``)."""
     actor = actor or Actor.system()
     with transaction.atomic():
-        credential = (
-            Credential.objects.select_for_update(of=("self",))
-            .select_related("app", "tenant", "end_user")
-            .defer(*APP_COLUMNS_JOBS_SKIP, "tenant__secret_key_id", "tenant__secret_ciphertext")
-            .filter(pk=credential_id)
-            .first()
-        )
-        if credential is None:
+        try:
+            credential = (
+                Credential.objects.select_for_update(of=("self",))
+                .select_related("app", "tenant", "end_user")
+                .defer(*APP_COLUMNS_JOBS_SKIP, "tenant__secret_key_id", "tenant__secret_ciphertext")
+                .get(pk=credential_id)
+            )
+        except Credential.DoesNotExist:
             return RefreshOutcome(RefreshKind.SKIPPED, None, "Gone.")
         if (
             not credential.app.is_oauth2

@@ -229,13 +229,14 @@ def credential_verify(*, credential_id, actor: Actor | None = None) -> Verificat
     """Verify an existing credential now and record the result (see the module docstring)."""
     actor = actor or Actor.system()
     # Its app only: the transition re-reads the row under its lock with what events name.
-    credential = (
-        Credential.objects.select_related("app")
-        .defer(*APP_COLUMNS_JOBS_SKIP)
-        .filter(pk=credential_id)
-        .first()
-    )
-    if credential is None:
+    # (``get``, unlike ``first``, has no ORDER BY to build: jobs run this for every credential.)
+    try:
+        credential = (
+            Credential.objects.select_related("app")
+            .defer(*APP_COLUMNS_JOBS_SKIP)
+            .get(pk=credential_id)
+        )
+    except Credential.DoesNotExist:
         return VerificationOutcome(VerifyKind.SKIPPED, None, "Gone.")
     if credential.status == Credential.Status.REVOKED or not credential.has_secret:
         return VerificationOutcome(VerifyKind.SKIPPED, credential, "Revoked.")

@@ -128,13 +128,13 @@ def webhook_delivery_attempt(*, delivery_id, attempt: int | None = None) -> Deli
     attempt was already made by another job, or the delivery was redelivered) does nothing.
     """
     with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("event", "endpoint")
-            .filter(pk=delivery_id)
-            .first()
-        )
-        if delivery is None:
+        try:
+            delivery = (
+                WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("event", "endpoint")
+                .get(pk=delivery_id)
+            )
+        except WebhookDelivery.DoesNotExist:
             return DeliveryOutcome(
                 DeliveryKind.SKIPPED, None, reason="Gone, or being delivered by another job."
             )
