@@ -50,6 +50,7 @@ class TenantForm(forms.ModelForm):
             "allowed_origins",
             "user_hash_enabled",
             "default_theme",
+            "handoff_max_hours",
         ]
 
 

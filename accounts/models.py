@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from core.validators import validate_origins, validate_theme
 from core.vault import SealedSecretModel
+
+# A hand-off link (a connect session for another person) never lives longer than 7 days.
+HANDOFF_MAX_HOURS = 7 * 24
 
 
 class Tenant(SealedSecretModel):
@@ -38,6 +42,12 @@ class Tenant(SealedSecretModel):
         help_text="Let pages open the modal with a user id and its HMAC instead of a session URL.",
     )
     default_theme = models.JSONField(default=dict, blank=True)
+    handoff_max_hours = models.PositiveSmallIntegerField(
+        "longest hand-off link (hours)",
+        default=HANDOFF_MAX_HOURS,
+        validators=[MinValueValidator(1), MaxValueValidator(HANDOFF_MAX_HOURS)],
+        help_text="How long a hand-off link may stay open at most: 1 to 168 hours (7 days).",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -92,9 +92,11 @@ Colour = Annotated[
     AfterValidator(_no_control_characters),
     _documented(r"^(?:#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}))?$"),
 ]
-# 1 second to one hour, as ``parse_session_length`` reads it.
+# 1 second to one hour, as ``parse_session_length`` reads it; a hand-off link also takes hours
+# up to 168 and days up to 7.
 SESSION_LENGTH_PATTERN = (
-    r"^(?:(?:[1-9][0-9]{0,2}|[12][0-9]{3}|3[0-5][0-9]{2}|3600)s|(?:[1-9]|[1-5][0-9]|60)m|1h)$"
+    r"^(?:(?:[1-9][0-9]{0,2}|[12][0-9]{3}|3[0-5][0-9]{2}|3600)s|(?:[1-9]|[1-5][0-9]|60)m"
+    r"|(?:[1-9]|[1-9][0-9]|1[0-5][0-9]|16[0-8])h|[1-7]d)$"
 )
 
 

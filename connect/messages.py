@@ -18,6 +18,16 @@ MESSAGES: dict[str, Promise] = {
     "session_expired": _("This connect session has expired."),
     "session_revoked": _("This connect session has been closed."),
     "session_not_from_window": _("This action must come from the connect window itself."),
+    # A single-use hand-off link, once an account has been connected through it.
+    "session_spent": _("This link has already been used."),
+    "session_spent_detail": _(
+        "It could be used once, and an account has been connected through it. If you did "
+        "that, there is nothing more to do. To connect another account, ask for a new link."
+    ),
+    "handoff_spent": _(
+        "This link has already been used to connect an account. To connect another one, ask "
+        "for a new link."
+    ),
     # What the sign-in window says while the provider's page loads (modal.js).
     "popup_title": _("Connecting {app}…"),
     "popup_opening": _("Opening {app}…"),

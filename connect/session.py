@@ -26,7 +26,10 @@ from connect.messages import say
 from core.csp import csp_response_replace, csp_response_update
 from core.validators import normalise_origin, origin_of
 from integrations.selectors import SessionUnusable, connect_session_for_token
-from integrations.services.connect_sessions import connect_session_touch
+from integrations.services.connect_sessions import (
+    connect_session_record_open,
+    connect_session_touch,
+)
 
 SESSION_HEADER = "X-Portal-Session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -114,11 +117,14 @@ def frame_ancestors(session) -> list[str]:
     return [SELF, *session.tenant.allowed_origins]
 
 
+# Refusals whose page says more than the usual "open it again from the product".
+DETAILS = {"session_spent": "session_spent_detail"}
+
+
 def _refuse(request: HttpRequest, *, code: str, status: int) -> HttpResponse:
     with translation.override(modal_language(request)):
-        response = render(
-            request, "connect/session_error.html", {"title": say(code)}, status=status
-        )
+        context = {"title": say(code), "detail": say(DETAILS[code]) if code in DETAILS else ""}
+        response = render(request, "connect/session_error.html", context, status=status)
     response["Cache-Control"] = "no-store"
     response["Vary"] = "Accept-Language"
     return response
@@ -136,8 +142,10 @@ def connect_session_required(view: Callable[..., HttpResponse]) -> Callable[...,
             return _refuse(request, code="session_not_from_window", status=403)
         token = token or header or None
         try:
-            session = connect_session_for_token(token=token)
+            session = connect_session_for_token(token=token, from_page=bool(header))
         except SessionUnusable as exc:
+            if exc.session is not None and not header and request.method == "GET":
+                _record_open(request, exc.session)
             if getattr(request, "htmx", False):
                 # The page is open but its session ended: reloading it shows why, in full.
                 response = HttpResponse(status=204)
@@ -146,11 +154,13 @@ def connect_session_required(view: Callable[..., HttpResponse]) -> Callable[...,
             return _refuse(
                 request,
                 code=f"session_{exc.problem.name.lower()}",
-                status=403 if exc.problem.name in {"EXPIRED", "REVOKED"} else 404,
+                status=403 if exc.problem.name in {"EXPIRED", "REVOKED", "SPENT"} else 404,
             )
         request.connect_session = session
         request.connect_token = token
         connect_session_touch(session=session, origin=_embedding_origin(request))
+        if not header and request.method == "GET":
+            _record_open(request, session)
         language = modal_language(request, session)
         with translation.override(language):
             response = view(request, *args, **kwargs)
@@ -168,6 +178,11 @@ def connect_session_required(view: Callable[..., HttpResponse]) -> Callable[...,
         return response
 
     return wrapper
+
+
+def _record_open(request: HttpRequest, session) -> None:
+    """A browser opened the link (the open page's own requests carry the session header)."""
+    connect_session_record_open(session=session, user_agent=request.headers.get("User-Agent", ""))
 
 
 def _embedding_origin(request: HttpRequest) -> str:

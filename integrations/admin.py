@@ -28,6 +28,7 @@ from integrations.icons import MAX_UPLOAD_BYTES, app_icon, icon_digest, icon_upl
 from integrations.models import (
     App,
     ConnectSession,
+    ConnectSessionOpen,
     Credential,
     Deployment,
     Event,
@@ -939,19 +940,36 @@ class EndUserAdmin(TenantScopedAdmin):
             end_user_delete(end_user=end_user, actor=Actor.staff(request.user))
 
 
+class ConnectSessionOpenInline(ReadOnlyInlineMixin, admin.TabularInline):
+    """Hand-off links: who opened the link (a coarse client) and when; never the token."""
+
+    model = ConnectSessionOpen
+    extra = 0
+    fields = ["opened_at", "client"]
+    readonly_fields = fields
+    verbose_name_plural = "opens (hand-off links)"
+
+
 @admin.register(ConnectSession)
 class ConnectSessionAdmin(TenantScopedAdmin):
     list_display = [
         "end_user",
         "tenant",
         "source",
+        "recipient_name",
         "created_at",
         "expires_at",
         "revoked_at",
+        "spent_at",
         "used_from_origin",
     ]
-    list_filter = ["tenant", "source"]
-    search_fields = ["end_user__external_id", "end_user__email"]
+    list_filter = ["tenant", "source", "single_use"]
+    search_fields = [
+        "end_user__external_id",
+        "end_user__email",
+        "recipient_name",
+        "recipient_email",
+    ]
     list_select_related = ["end_user", "tenant"]
     readonly_fields = [
         "id",
@@ -970,8 +988,13 @@ class ConnectSessionAdmin(TenantScopedAdmin):
         "custom_settings",
         "used_from_origin",
         "last_used_at",
+        "recipient_name",
+        "recipient_email",
+        "single_use",
+        "spent_at",
     ]
     fields = readonly_fields
+    inlines = [ConnectSessionOpenInline]
     actions = ["revoke"]
 
     def has_add_permission(self, request):

@@ -623,6 +623,9 @@ class ConnectSession(models.Model):
         API = "api", "Sessions API"
         USER_HASH = "user_hash", "User hash"
         DEMO = "demo", "Demo"
+        # A link the tenant hands to another person (e.g. the customer's admin who holds the
+        # credentials): days instead of an hour, optionally single use, its opens recorded.
+        HANDOFF = "handoff", "Hand-off link"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="connect_sessions")
@@ -652,6 +655,14 @@ class ConnectSession(models.Model):
     custom_settings = models.JSONField(default=dict, blank=True)
     used_from_origin = models.CharField(max_length=255, blank=True, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    recipient_name = models.CharField(
+        max_length=200, blank=True, help_text="Hand-off links: who the link was made for."
+    )
+    recipient_email = models.EmailField(blank=True)
+    single_use = models.BooleanField(
+        default=False, help_text="Spent once an account has been connected through it."
+    )
+    spent_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -672,10 +683,44 @@ class ConnectSession(models.Model):
     def is_usable(self) -> bool:
         return self.revoked_at is None and not self.is_expired()
 
+    @property
+    def is_handoff(self) -> bool:
+        return self.source == self.Source.HANDOFF
+
+    @property
+    def is_spent(self) -> bool:
+        return self.spent_at is not None
+
+    @property
+    def status(self) -> str:
+        """revoked, spent, expired or open: what the API and the admin show."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.spent_at is not None:
+            return "spent"
+        return "expired" if self.is_expired() else "open"
+
     def clean(self) -> None:
         self.theme = validate_theme(self.theme)
         if self.redirect_uri:
             validate_http_url(self.redirect_uri, field="redirect_uri")
+
+
+class ConnectSessionOpen(models.Model):
+    """A hand-off link opened in a browser: when, and a coarse description of the client
+    ("Chrome on Windows"). Never the token, the address or the full User-Agent."""
+
+    session = models.ForeignKey(ConnectSession, on_delete=models.CASCADE, related_name="opens")
+    opened_at = models.DateTimeField(default=timezone.now, editable=False)
+    client = models.CharField(max_length=80, blank=True)
+
+    class Meta:
+        verbose_name = "hand-off link open"
+        ordering = ["-opened_at"]
+        indexes = [models.Index(fields=["session", "-opened_at"], name="session_open_recent")]
+
+    def __str__(self) -> str:
+        return f"Opened {self.opened_at:%Y-%m-%d %H:%M} ({self.client or 'unknown client'})"
 
 
 class Credential(SealedSecretModel):

@@ -44,16 +44,28 @@ class SessionProblem(Enum):
     UNKNOWN = "This link is not a valid connect session. It may have been altered."
     EXPIRED = "This connect session has expired."
     REVOKED = "This connect session has been closed."
+    SPENT = "This link has already been used."
 
 
 class SessionUnusable(Exception):
-    def __init__(self, problem: SessionProblem):
+    def __init__(self, problem: SessionProblem, session: ConnectSession | None = None):
         super().__init__(problem.value)
         self.problem = problem
+        # A spent link's session: opening it again is still worth recording.
+        self.session = session
 
 
-def connect_session_for_token(*, token: str | None) -> ConnectSession:
-    """The usable session for ``token``, or SessionUnusable saying why not."""
+# After a single-use link is spent, the page that spent it keeps working this long (to show
+# the outcome and the account being checked); opening the link again shows that it was used.
+SPENT_SESSION_GRACE = timedelta(minutes=15)
+
+
+def connect_session_for_token(*, token: str | None, from_page: bool = False) -> ConnectSession:
+    """The usable session for ``token``, or SessionUnusable saying why not.
+
+    ``from_page``: the request comes from a modal page already open (it carries the session
+    header), which may finish its work on a link it has just spent.
+    """
     if not token:
         raise SessionUnusable(SessionProblem.MISSING)
     if len(token) > 100:
@@ -67,8 +79,13 @@ def connect_session_for_token(*, token: str | None) -> ConnectSession:
         raise SessionUnusable(SessionProblem.UNKNOWN)
     if session.revoked_at is not None:
         raise SessionUnusable(SessionProblem.REVOKED)
-    if session.expires_at <= timezone.now():
+    now = timezone.now()
+    if session.expires_at <= now:
         raise SessionUnusable(SessionProblem.EXPIRED)
+    if session.spent_at is not None and (
+        not from_page or now - session.spent_at > SPENT_SESSION_GRACE
+    ):
+        raise SessionUnusable(SessionProblem.SPENT, session)
     return session
 
 

@@ -34,7 +34,12 @@ from integrations.models import (
     Workflow,
 )
 from integrations.services.catalog import catalog_load
-from integrations.services.connect_sessions import IssuedSession, connect_session_create
+from integrations.services.connect_sessions import (
+    Handoff,
+    IssuedSession,
+    connect_session_create,
+    handoff_max_lifetime,
+)
 from integrations.services.credentials import NewSecret, credential_create, credential_reconnect
 from integrations.services.installations import flow_version_current, installation_install
 from integrations.services.oauth_clients import oauth_client_secret, oauth_client_set
@@ -119,6 +124,7 @@ class DemoSeed:
     staff_email: str
     sandbox_api_key: str
     session: IssuedSession
+    handoff: IssuedSession
     host_example_url: str
     workflow: Workflow
     workflow_credential: Credential
@@ -301,6 +307,7 @@ def demo_seed(*, base_url: str, var_dir: Path) -> DemoSeed:
         tenant=tenant, end_user=end_user, deployment=active, source=ConnectSession.Source.DEMO
     )
     return DemoSeed(
+        handoff=demo_handoff_issue(tenant=tenant, end_user=end_user, deployment=active),
         tenant=tenant,
         api_key=api_key,
         admin_email=ADMIN_EMAIL,
@@ -312,6 +319,18 @@ def demo_seed(*, base_url: str, var_dir: Path) -> DemoSeed:
         + "/sandbox/host-example/",
         workflow=workflow,
         workflow_credential=credential,
+    )
+
+
+def demo_handoff_issue(*, tenant: Tenant, end_user, deployment) -> IssuedSession:
+    """A single-use hand-off link for the demo user, as a tenant would send it to the person
+    who holds the credentials (open it in another browser or a private window)."""
+    return connect_session_create(
+        tenant=tenant,
+        end_user=end_user,
+        deployment=deployment,
+        lifetime=handoff_max_lifetime(tenant=tenant),
+        handoff=Handoff(recipient_name="Grace (Acme's IT admin)", single_use=True),
     )
 
 
@@ -355,6 +374,8 @@ def demo_summary(seed: DemoSeed) -> str:
             f"Tenant API key:  {seed.api_key}",
             f"Session URL:     {seed.session.url}",
             f"  (until {seed.session.session.expires_at:%H:%M} UTC; run the demo again for more)",
+            f"Hand-off link:   {seed.handoff.url}",
+            "  (single use, 7 days: what you would send the person who holds the credentials)",
             f"Sandbox sign-in: alice@sandbox.test / {SANDBOX_PASSWORD} (also bob@, carol@)",
             f"Sandbox API key: {seed.sandbox_api_key}",
             f"Host example:    {seed.host_example_url}",

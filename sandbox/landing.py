@@ -1,4 +1,5 @@
-"""The demo's landing page at ``/``: where each part of the demo is, and a fresh session.
+"""The demo's landing page at ``/``: where each part of the demo is, a fresh session, and a
+hand-off link.
 
 Mounted only with the sandbox (dev and tests); production has no page at ``/``.
 """
@@ -14,7 +15,7 @@ from accounts.models import Tenant
 from core.conf import conf
 from integrations.models import ConnectSession, Deployment
 from integrations.services.connect_sessions import connect_session_create
-from sandbox.demo import DEMO_TENANT_SLUG, DEMO_USER_ID
+from sandbox.demo import DEMO_TENANT_SLUG, DEMO_USER_ID, demo_handoff_issue
 
 
 def _demo_end_user():
@@ -24,9 +25,7 @@ def _demo_end_user():
     return tenant.end_users.filter(external_id=DEMO_USER_ID).first()
 
 
-@require_GET
-def demo_landing(request: HttpRequest) -> HttpResponse:
-    end_user = _demo_end_user()
+def _landing(request: HttpRequest, end_user, **extra) -> HttpResponse:
     return render(
         request,
         "sandbox/landing.html",
@@ -35,8 +34,36 @@ def demo_landing(request: HttpRequest) -> HttpResponse:
             "end_user": end_user,
             "host_example_url": conf.BASE_URL.replace("127.0.0.1", "localhost", 1)
             + "/sandbox/host-example/",
+            **extra,
         },
     )
+
+
+def _demo_deployment(end_user):
+    return (
+        Deployment.objects.filter(tenant=end_user.tenant, is_active=True).order_by("name").first()
+    )
+
+
+@require_GET
+def demo_landing(request: HttpRequest) -> HttpResponse:
+    return _landing(request, _demo_end_user())
+
+
+@never_cache
+@require_POST
+def demo_handoff_open(request: HttpRequest) -> HttpResponse:
+    """A new single-use hand-off link for the demo's end user, shown to copy (its token exists
+    only in this answer)."""
+    end_user = _demo_end_user()
+    if end_user is None:
+        return render(request, "sandbox/host_example_missing.html", status=404)
+    issued = demo_handoff_issue(
+        tenant=end_user.tenant, end_user=end_user, deployment=_demo_deployment(end_user)
+    )
+    response = _landing(request, end_user, handoff=issued)
+    response["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @never_cache
@@ -46,13 +73,10 @@ def demo_session_open(request: HttpRequest) -> HttpResponse:
     end_user = _demo_end_user()
     if end_user is None:
         return render(request, "sandbox/host_example_missing.html", status=404)
-    deployment = (
-        Deployment.objects.filter(tenant=end_user.tenant, is_active=True).order_by("name").first()
-    )
     issued = connect_session_create(
         tenant=end_user.tenant,
         end_user=end_user,
-        deployment=deployment,
+        deployment=_demo_deployment(end_user),
         source=ConnectSession.Source.DEMO,
     )
     return HttpResponseRedirect(issued.url)

@@ -41,7 +41,10 @@ def test_running_the_demo_twice_keeps_data_and_keys_and_issues_a_fresh_session(d
     assert second.admin_password == first.admin_password
     assert second.sandbox_api_key == first.sandbox_api_key
     assert second.session.token != first.session.token
-    assert ConnectSession.objects.count() == 2
+    assert second.handoff.token != first.handoff.token
+    # Each run: a session and a hand-off link.
+    assert ConnectSession.objects.count() == 4
+    assert ConnectSession.objects.filter(source=ConnectSession.Source.HANDOFF).count() == 2
 
 
 def test_the_demos_secret_files_are_readable_by_their_owner_only(db, tmp_path):
@@ -59,6 +62,7 @@ def test_the_demo_command_prints_the_logins_and_a_session_url(db, tmp_path):
     assert "admin@demo.test" in text
     assert "Tenant API key:  cp_sk_" in text
     assert "Session URL:     http://localhost:8000/connect/" in text
+    assert "Hand-off link:   http://localhost:8000/connect/" in text
 
 
 def test_the_dev_settings_generate_the_encryption_key_in_an_owner_only_file(tmp_path):

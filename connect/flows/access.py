@@ -22,6 +22,12 @@ def check_owned(session: ConnectSession, credential: Credential, app: App | None
         raise NotFound(say("not_found"), code="not_found")
 
 
+def check_may_connect(session: ConnectSession) -> None:
+    """A spent single-use link connects nothing more (its page may still show the outcome)."""
+    if session.is_spent:
+        raise Conflict(say("handoff_spent"), code="handoff_spent")
+
+
 def check_may_add(session: ConnectSession, app: App) -> None:
     """Without allow_multiple, one account per app: a second one is a reconnect instead."""
     if session.allow_multiple:

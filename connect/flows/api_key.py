@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from connect.flows.access import check_may_add, check_owned, end_user_actor
+from connect.flows.access import check_may_add, check_may_connect, check_owned, end_user_actor
 from connect.messages import say
 from core.errors import Invalid
 from integrations.models import App, ConnectSession, Credential
+from integrations.services.connect_sessions import connect_session_spend
 from integrations.services.credentials import NewSecret, credential_fields_clean, label_clean
 from integrations.services.verification import Connection, credential_connect
 
@@ -27,15 +28,19 @@ def api_key_connect(
     """
     if app.is_oauth2:
         raise Invalid(say("oauth2_app", app=app.name), code="oauth2_app")
+    check_may_connect(session)
     check_may_add(session, app)
     secret = credential_fields_clean(app=app, fields=fields)
-    return credential_connect(
+    connection = credential_connect(
         end_user=session.end_user,
         app=app,
         new=NewSecret(secret=secret),
         label=label_clean(label),
         actor=end_user_actor(session),
     )
+    if connection.ok:
+        connect_session_spend(session=session)
+    return connection
 
 
 def api_key_reconnect(
@@ -44,11 +49,15 @@ def api_key_reconnect(
     """Put a new key on an account once the provider confirms it is the same account; a key
     of another account, or one the provider refuses, changes nothing."""
     check_owned(session, credential)
+    check_may_connect(session)
     secret = credential_fields_clean(app=credential.app, fields=fields)
-    return credential_connect(
+    connection = credential_connect(
         end_user=session.end_user,
         app=credential.app,
         new=NewSecret(secret=secret),
         actor=end_user_actor(session),
         reconnect=credential,
     )
+    if connection.ok:
+        connect_session_spend(session=session)
+    return connection

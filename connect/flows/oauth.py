@@ -18,7 +18,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from connect.flows.access import check_may_add, check_owned, end_user_actor
+from connect.flows.access import check_may_add, check_may_connect, check_owned, end_user_actor
 from connect.messages import connection_sentence, say
 from core.conf import conf
 from core.errors import DomainError, Invalid, NotFound
@@ -27,6 +27,7 @@ from core.tokens import hash_token
 from core.validators import origin_of
 from core.vault import VaultError, clear_secret, open_secret, seal_secret
 from integrations.models import App, ConnectSession, Credential, Flow, OAuthAttempt
+from integrations.services.connect_sessions import connect_session_spend
 from integrations.services.credentials import NewSecret
 from integrations.services.events import event_emit
 from integrations.services.oauth import (
@@ -80,6 +81,7 @@ def oauth_connect_start(
     """
     if not app.is_oauth2:
         raise Invalid(say("not_oauth2", app=app.name), code="not_oauth2")
+    check_may_connect(session)
     if reconnect is not None:
         check_owned(session, reconnect, app)
     else:
@@ -253,6 +255,8 @@ def oauth_connect_callback(*, params: dict[str, str]) -> OAuthCallbackResult:
         return fail("state_expired", say("state_expired", app=app.name))
     if not attempt.session.is_usable:
         return fail("session_closed", say("session_closed"))
+    if attempt.session.is_spent:  # another sign-in spent the single-use link meanwhile
+        return fail("handoff_spent", say("handoff_spent"))
     issuer = params.get("iss")
     if issuer and origin_of(issuer) != origin_of(app.authorization_url):
         # RFC 9207: the answer came from another authorization server than the one we asked.
@@ -333,6 +337,7 @@ def _keep_tokens(attempt: OAuthAttempt, *, client: OAuthClient, tokens: TokenSet
             identity=connection.identity,
         )
     credential = connection.credential
+    connect_session_spend(session=session)
     return _finish(
         attempt,
         outcome=OAuthAttempt.Outcome.CONNECTED,

@@ -1,4 +1,10 @@
-"""Connect sessions: short-lived tickets that open the modal for one end user."""
+"""Connect sessions: short-lived tickets that open the modal for one end user.
+
+A hand-off link is a connect session made for another person (e.g. the customer's admin who
+holds the credentials): it lives up to the tenant's maximum (at most 7 days) instead of an
+hour, may be single use (spent once an account is connected through it), names its recipient,
+and records each time it is opened.
+"""
 
 from __future__ import annotations
 
@@ -12,22 +18,57 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import EndUser, Tenant
+from accounts.models import HANDOFF_MAX_HOURS, EndUser, Tenant
 from accounts.services.end_users import end_user_upsert, end_user_upsert_checked
 from accounts.services.tenants import tenant_user_hash
 from core.conf import conf
 from core.errors import Invalid, NotFound
 from core.tokens import hash_token, new_token
 from core.validators import CONTROL_CHARACTERS, validate_redirect_uri, validate_theme
-from integrations.models import App, ConnectSession, Deployment
+from integrations.models import App, ConnectSession, ConnectSessionOpen, Deployment
 from integrations.selectors import app_connectability, app_list_offered
 
 MAX_SESSION_LIFETIME = timedelta(hours=1)
+HANDOFF_MAX_LIFETIME = timedelta(hours=HANDOFF_MAX_HOURS)
+# Opens recorded per hand-off link, at most (a link opened more often keeps its first ones).
+HANDOFF_OPENS_KEPT = 200
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What makes a session a hand-off link."""
+
+    recipient_name: str = ""
+    recipient_email: str = ""
+    single_use: bool = False
+
+
+def handoff_max_lifetime(*, tenant: Tenant) -> timedelta:
+    """The tenant's longest hand-off link, never above 7 days."""
+    hours = min(tenant.handoff_max_hours or HANDOFF_MAX_HOURS, HANDOFF_MAX_HOURS)
+    return timedelta(hours=hours)
+
+
+def _too_long(maximum: timedelta, *, handoff: bool) -> Invalid:
+    hours = int(maximum.total_seconds() // 3600)
+    if not handoff:
+        return Invalid(
+            'session_length must be more than 0 seconds and at most one hour ("1h").',
+            code="session_too_long",
+            fields={"session_length": "At most 1h."},
+        )
+    return Invalid(
+        f"session_length must be more than 0 seconds and at most {hours} hours "
+        f'("{hours}h") for a hand-off link: the longest your tenant allows.',
+        code="session_too_long",
+        fields={"session_length": f"At most {hours}h for a hand-off link."},
+    )
 
 
 def _not_connectable_reasons(*, tenant: Tenant, slugs: list[str]) -> dict[str, str]:
@@ -69,18 +110,19 @@ def connect_session_create(
     custom_settings: dict[str, Any] | None = None,
     source: str = ConnectSession.Source.API,
     locale: str = "",
+    handoff: Handoff | None = None,
 ) -> IssuedSession:
-    """Issue a session. The token is 256 random bits, returned once and stored as a hash."""
+    """Issue a session. The token is 256 random bits, returned once and stored as a hash.
+
+    With ``handoff``, a hand-off link: ``lifetime`` may reach the tenant's hand-off maximum.
+    """
     if end_user.tenant_id != tenant.pk:
         raise ValueError("The end user belongs to another tenant.")
     if deployment is not None and deployment.tenant_id != tenant.pk:
         raise ValueError("The deployment belongs to another tenant.")
-    if lifetime <= timedelta(0) or lifetime > MAX_SESSION_LIFETIME:
-        raise Invalid(
-            'session_length must be more than 0 seconds and at most one hour ("1h").',
-            code="session_too_long",
-            fields={"session_length": "At most 1h."},
-        )
+    maximum = handoff_max_lifetime(tenant=tenant) if handoff else MAX_SESSION_LIFETIME
+    if lifetime <= timedelta(0) or lifetime > maximum:
+        raise _too_long(maximum, handoff=handoff is not None)
     if redirect_uri:
         try:
             validate_redirect_uri(redirect_uri, allowed_origins=tenant.allowed_origins)
@@ -122,8 +164,11 @@ def connect_session_create(
         theme=theme,
         consumer_metadata=consumer_metadata or {},
         custom_settings=custom_settings or {},
-        source=source,
+        source=ConnectSession.Source.HANDOFF if handoff else source,
         locale=locale,
+        recipient_name=handoff.recipient_name if handoff else "",
+        recipient_email=handoff.recipient_email if handoff else "",
+        single_use=handoff.single_use if handoff else False,
     )
     apps = list(apps)
     if apps:
@@ -140,6 +185,58 @@ def connect_session_revoke(*, session: ConnectSession) -> ConnectSession:
     return session
 
 
+def connect_session_spend(*, session: ConnectSession) -> bool:
+    """A single-use link is spent by the first account connected through it (True when this
+    call spent it). Other sessions are never spent."""
+    if not session.single_use or session.spent_at is not None:
+        return False
+    now = timezone.now()
+    spent = ConnectSession.objects.filter(pk=session.pk, spent_at__isnull=True).update(spent_at=now)
+    session.spent_at = now if spent else session.spent_at
+    return bool(spent)
+
+
+# Coarse names for the browser and the system, most specific first: enough to tell "the
+# customer's admin on a Mac" from "someone on a phone", not enough to track anyone.
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Chromium/", "Chromium"),
+    ("Safari/", "Safari"),
+)
+_SYSTEMS = (
+    ("Android", "Android"),
+    ("iPhone", "iOS"),
+    ("iPad", "iPadOS"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+def client_description(user_agent: str) -> str:
+    """ "Firefox on Linux" from a User-Agent; "Unknown browser" when it names none we know."""
+    browser = next((name for mark, name in _BROWSERS if mark in user_agent), "")
+    system = next((name for mark, name in _SYSTEMS if mark in user_agent), "")
+    if not browser:
+        return f"Unknown browser on {system}" if system else "Unknown browser"
+    return f"{browser} on {system}" if system else browser
+
+
+def connect_session_record_open(*, session: ConnectSession, user_agent: str) -> None:
+    """Note that a hand-off link was opened: when, and by what kind of client."""
+    if not session.is_handoff:
+        return
+    if ConnectSessionOpen.objects.filter(session=session).count() >= HANDOFF_OPENS_KEPT:
+        return
+    ConnectSessionOpen.objects.create(
+        session=session, client=client_description(user_agent or "")[:80]
+    )
+
+
 def connect_session_touch(*, session: ConnectSession, origin: str = "") -> None:
     """Note when (and, once known, from which embedding origin) the session was used."""
     now = timezone.now()
@@ -154,20 +251,22 @@ def connect_session_touch(*, session: ConnectSession, origin: str = "") -> None:
             setattr(session, key, value)
 
 
-SESSION_LENGTH_UNITS = {"s": 1, "m": 60, "h": 3600}
+SESSION_LENGTH_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_JSON_BYTES = 16_384
 
 
-def parse_session_length(value: str | None) -> timedelta:
-    """``"30m"``, ``"1h"``, ``"90s"`` → a timedelta; default one hour."""
+def parse_session_length(
+    value: str | None, *, default: timedelta = MAX_SESSION_LIFETIME
+) -> timedelta:
+    """``"30m"``, ``"1h"``, ``"90s"``, ``"7d"`` → a timedelta; ``default`` when not given."""
     if not value:
-        return MAX_SESSION_LIFETIME
-    match = re.fullmatch(r"(\d{1,7})([smh])", value.strip())
+        return default
+    match = re.fullmatch(r"(\d{1,7})([smhd])", value.strip())
     if not match:
         raise Invalid(
-            f'session_length {value!r} is not a length like "30m", "1h" or "90s".',
+            f'session_length {value!r} is not a length like "30m", "1h", "90s" or "7d".',
             code="invalid_session_length",
-            fields={"session_length": "Use a number followed by s, m or h."},
+            fields={"session_length": "Use a number followed by s, m, h or d."},
         )
     return timedelta(seconds=int(match.group(1)) * SESSION_LENGTH_UNITS[match.group(2)])
 
@@ -197,12 +296,35 @@ def connect_session_open(
     custom_settings: dict[str, Any] | None = None,
     source: str = ConnectSession.Source.API,
     locale: str = "",
+    handoff: dict[str, Any] | None = None,
 ) -> IssuedSession:
     """The sessions API's use case: resolve and check everything, then issue the session.
 
-    Nothing is written unless every input is valid (the end user is upserted last).
+    With ``handoff`` ({recipient_name?, recipient_email?, single_use?}), a hand-off link whose
+    length defaults to the tenant's hand-off maximum. Nothing is written unless every input is
+    valid (the end user is upserted last).
     """
-    lifetime = parse_session_length(session_length)
+    link = None
+    if handoff is not None:
+        email = (handoff.get("recipient_email") or "").strip()
+        if email:
+            try:
+                validate_email(email)
+            except ValidationError as exc:
+                raise Invalid(
+                    "handoff.recipient_email is not an email address.",
+                    code="invalid_recipient_email",
+                    fields={"handoff.recipient_email": "Not an email address."},
+                ) from exc
+        link = Handoff(
+            recipient_name=(handoff.get("recipient_name") or "").strip()[:200],
+            recipient_email=email,
+            single_use=bool(handoff.get("single_use")),
+        )
+    lifetime = parse_session_length(
+        session_length,
+        default=handoff_max_lifetime(tenant=tenant) if link else MAX_SESSION_LIFETIME,
+    )
     deployment = None
     if deployment_id is not None:
         deployment = Deployment.objects.filter(tenant=tenant, pk=deployment_id).first()
@@ -263,6 +385,7 @@ def connect_session_open(
             custom_settings=custom_settings,
             locale=locale,
             source=source,
+            handoff=link,
         )
 
 

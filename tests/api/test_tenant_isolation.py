@@ -8,6 +8,7 @@ with a path parameter or body this test does not know yet makes it fail until it
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -22,7 +23,7 @@ from integrations.models import (
     Installation,
     WorkflowRun,
 )
-from integrations.services.connect_sessions import connect_session_create
+from integrations.services.connect_sessions import Handoff, connect_session_create
 from integrations.services.installations import installation_install
 from integrations.services.workflow_runs import workflow_run_create
 from tests import factories
@@ -76,7 +77,12 @@ def b(other_tenant):
     installation, _ = installation_install(
         end_user=user, flow=flow, credential=credential, actor=Actor.system()
     )
-    session = connect_session_create(tenant=other_tenant, end_user=user).session
+    session = connect_session_create(
+        tenant=other_tenant,
+        end_user=user,
+        lifetime=timedelta(days=2),
+        handoff=Handoff(recipient_name="B Hidden Recipient", single_use=True),
+    ).session
     run = workflow_run_create(
         workflow=workflow,
         installation=installation,
@@ -115,6 +121,7 @@ def _markers(b) -> list[str]:
         b["workflow"].name,
         str(b["run"].pk),
         "B hidden input",
+        "B Hidden Recipient",
         B_SECRET,
     ]
 

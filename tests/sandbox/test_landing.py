@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 import pytest
 
 from integrations.models import ConnectSession
@@ -48,3 +51,19 @@ def test_before_the_demo_is_seeded_the_landing_page_says_how_to_seed_it(client):
     assert response.status_code == 200
     assert "run <code>make demo</code> first" in response.content.decode()
     assert client.post("/demo/session/").status_code == 404
+
+
+def test_the_landing_page_makes_a_single_use_handoff_link_that_opens_the_modal(client, tmp_path):
+    demo_seed(base_url="http://127.0.0.1:8000", var_dir=tmp_path)
+
+    response = client.post("/demo/handoff/")
+
+    assert response.status_code == 200
+    link = re.search(r'href="([^"]+)" data-handoff-link', response.content.decode()).group(1)
+    session = ConnectSession.objects.filter(source=ConnectSession.Source.HANDOFF).latest(
+        "created_at"
+    )
+    assert session.single_use
+    opened = client.get(urlsplit(link).path)
+    assert opened.status_code == 200
+    assert "You are connecting accounts for Ada Lovelace at Acme Demo." in opened.content.decode()
