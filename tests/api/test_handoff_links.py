@@ -11,6 +11,11 @@ import pytest
 from django.utils import timezone
 
 from integrations.models import ConnectSession
+from integrations.selectors import (
+    SPENT_SESSION_GRACE,
+    SessionUnusable,
+    connect_session_for_token,
+)
 from integrations.services.connect_sessions import connect_session_spend
 from tests import factories
 from tests.api.conftest import error_of
@@ -180,3 +185,19 @@ def test_the_openapi_schema_describes_handoff_links(client, db):
         "recipient_email",
     }
     assert "spent" in str(components["SessionDetailOut"])
+
+
+def test_the_page_that_spent_a_link_keeps_working_for_fifteen_minutes_and_no_longer(api, flow):
+    body = handoff(api, single_use=True).json()
+    session = ConnectSession.objects.get(pk=body["id"])
+    connect_session_spend(session=session)
+
+    assert connect_session_for_token(token=body["token"], from_page=True).pk == session.pk
+    with pytest.raises(SessionUnusable):
+        connect_session_for_token(token=body["token"])  # opened again
+    ConnectSession.objects.filter(pk=session.pk).update(
+        spent_at=timezone.now() - SPENT_SESSION_GRACE - timedelta(seconds=1)
+    )
+    with pytest.raises(SessionUnusable) as refused:
+        connect_session_for_token(token=body["token"], from_page=True)
+    assert refused.value.problem.name == "SPENT"

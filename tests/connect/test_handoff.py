@@ -3,6 +3,7 @@ token, and a single-use link spent by the first account connected through it."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from integrations.models import ConnectSession, ConnectSessionOpen, Credential
 from integrations.services.connect_sessions import Handoff, connect_session_create
 from sandbox.catalog import SANDBOX_API_KEY, SANDBOX_OAUTH
+from tests.connect.helpers import path_and_query, provider_answer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -113,3 +115,29 @@ def test_a_link_that_is_not_single_use_connects_several_accounts(client, world):
     session.refresh_from_db()
     assert session.spent_at is None
     assert client.get(f"/connect/{token}/").status_code == 200
+
+
+def start_sign_in(client, token: str) -> str:
+    hx = {"HTTP_HX_REQUEST": "true", "HTTP_X_PORTAL_SESSION": token}
+    response = client.post(f"/connect/{token}/apps/{SANDBOX_OAUTH}/oauth/", **hx)
+    return json.loads(response["HX-Trigger"])["portal-oauth-open"]["url"]
+
+
+def test_a_sign_in_spends_a_single_use_link_and_a_second_one_started_before_is_refused(
+    client, world
+):
+    session, token = handoff_link(world)
+    first, second = start_sign_in(client, token), start_sign_in(client, token)
+
+    done = client.get(*path_and_query(provider_answer(first, base_url=world.base_url)))
+    late = client.get(
+        *path_and_query(provider_answer(second, base_url=world.base_url, email="bob@sandbox.test"))
+    )
+
+    assert "You're connected" in done.content.decode()
+    session.refresh_from_db()
+    assert session.spent_at is not None
+    assert "This link has already been used" in late.content.decode()
+    assert [c.identity for c in Credential.objects.filter(end_user=world.end_user)] == [
+        "alice@sandbox.test"
+    ]
