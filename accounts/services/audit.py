@@ -1,6 +1,7 @@
 """The audit log: one entry for each use of a decrypted secret and each change to a credential.
 
-``audit_record`` writes at once, in the caller's transaction. ``audit_record_after_response``
+``audit_record`` writes at once, in the caller's transaction (``audit_record_many`` several
+entries built with ``audit_entry``, in one insert). ``audit_record_after_response``
 is for an entry that is the only write of a request (a proxied call): during a request it is
 kept in memory and written when the response has been handed to the server (Django's
 ``request_finished``), all of the request's entries in one insert; on PostgreSQL in a
@@ -76,6 +77,34 @@ def audit_record(
     )
 
 
+def audit_entry(
+    *,
+    tenant_id: object,
+    actor: Actor,
+    action: str,
+    credential_id: object = None,
+    outcome: str = AuditLogEntry.Outcome.SUCCESS,
+    target: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditLogEntry:
+    """An entry not yet written: for ``audit_record_many``."""
+    return AuditLogEntry(
+        tenant_id=tenant_id,
+        actor_type=actor.type,
+        actor=actor.id,
+        action=action,
+        credential_id=credential_id,
+        outcome=outcome,
+        target=target or (str(credential_id) if credential_id else ""),
+        detail=detail or {},
+    )
+
+
+def audit_record_many(entries: list[AuditLogEntry]) -> None:
+    """Write ``entries`` at once, in the caller's transaction, in one insert."""
+    AuditLogEntry.objects.bulk_create(entries)
+
+
 def audit_record_after_response(
     *,
     tenant_id: int,
@@ -87,15 +116,14 @@ def audit_record_after_response(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Record an entry when the current request ends (see the module docstring)."""
-    entry = AuditLogEntry(
+    entry = audit_entry(
         tenant_id=tenant_id,
-        actor_type=actor.type,
-        actor=actor.id,
+        actor=actor,
         action=action,
         credential_id=credential_id,
         outcome=outcome,
-        target=target or (str(credential_id) if credential_id else ""),
-        detail=detail or {},
+        target=target,
+        detail=detail,
     )
     pending = _after_response.get()
     if pending is None:

@@ -38,7 +38,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import AuditLogEntry, EndUser
-from accounts.services.audit import Actor, audit_record
+from accounts.services.audit import Actor, audit_entry, audit_record_many
 from core.conf import conf
 from core.errors import Conflict, Invalid, NotFound
 from core.redact import redact
@@ -224,18 +224,18 @@ def _record(
     """The audit entry of a transition and its outbox events, in the caller's transaction.
 
     ``use``, the opening of the secret whose check led to the transition, is recorded in the
-    same transaction, with the same outcome and detail.
+    same transaction, with the same outcome and detail, in the same insert.
     """
-    if use is not None:
-        use.record(outcome=outcome, detail=detail or {})
-    audit_record(
-        tenant=credential.tenant,
+    entry = audit_entry(
+        tenant_id=credential.tenant_id,
         actor=actor,
         action=action,
-        credential=credential,
+        credential_id=credential.pk,
         outcome=outcome,
         detail=detail,
     )
+    uses = [] if use is None else [use.entry(outcome=outcome, detail=detail or {})]
+    audit_record_many([*uses, entry])
     for type in events:
         event_emit(
             tenant=credential.tenant,

@@ -17,7 +17,13 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from accounts.services.audit import Actor, audit_record, audit_record_after_response
+from accounts.models import AuditLogEntry
+from accounts.services.audit import (
+    Actor,
+    audit_entry,
+    audit_record,
+    audit_record_after_response,
+)
 from core.vault import clear_secret, open_secret, seal_secret
 from integrations.models import App, Credential
 from integrations.services.oauth import TokenSet
@@ -120,15 +126,22 @@ class SecretUse:
 
     def record(self, *, outcome: str, detail: dict[str, Any], deleted: bool = False) -> None:
         """``deleted``: the credential was deleted meanwhile; the entry names it by id only."""
-        audit_record_after_response(
-            tenant_id=self.credential.tenant_id,
-            actor=self.actor,
-            action=f"credential.use.{self.purpose}",
-            credential_id=None if deleted else self.credential.pk,
-            outcome=outcome,
-            target=str(self.credential.pk),
-            detail=detail,
-        )
+        audit_record_after_response(**self._entry(outcome=outcome, detail=detail, deleted=deleted))
+
+    def entry(self, *, outcome: str, detail: dict[str, Any]) -> AuditLogEntry:
+        """The use's entry, for a caller that writes it with its own (``audit_record_many``)."""
+        return audit_entry(**self._entry(outcome=outcome, detail=detail))
+
+    def _entry(self, *, outcome: str, detail: dict[str, Any], deleted: bool = False) -> dict:
+        return {
+            "tenant_id": self.credential.tenant_id,
+            "actor": self.actor,
+            "action": f"credential.use.{self.purpose}",
+            "credential_id": None if deleted else self.credential.pk,
+            "outcome": outcome,
+            "target": str(self.credential.pk),
+            "detail": detail,
+        }
 
 
 def credential_secret_use(*, credential: Credential, actor: Actor, purpose: Purpose) -> SecretUse:

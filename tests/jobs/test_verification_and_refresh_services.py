@@ -27,7 +27,7 @@ def provider(httpserver):
     return httpserver.url_for("/")
 
 
-def test_a_re_verification_runs_seven_statements_and_reads_no_other_secret(
+def test_a_re_verification_runs_six_statements_and_reads_no_other_secret(
     db, end_user, provider, django_capture_on_commit_callbacks
 ):
     app = factories.make_api_key_app(api_base_url=provider, reverify_interval_seconds=86400)
@@ -38,10 +38,12 @@ def test_a_re_verification_runs_seven_statements_and_reads_no_other_secret(
 
     statements = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
     # The credential with its app; then, in one transaction, the row locked (with its user and
-    # tenant), its new state, the secret's use and the result audited, the event and the
-    # endpoints it goes to.
+    # tenant), its new state, the secret's use and the result audited (one insert), the event
+    # and the endpoints it goes to.
     kinds = [statement.split()[0] for statement in statements]
-    assert kinds == ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT", "SELECT"], kinds
+    assert kinds == ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "SELECT"], kinds
+    assert statements[3].startswith('INSERT INTO "accounts_auditlogentry"')
+    assert statements[3].count("credential.") == 2  # credential.use.verify, credential.verify
     assert statements[0].count('FROM "integrations_credential"') == 1
     assert '"integrations_app"' not in statements[1]  # the app is read once
     assert not any('"accounts_tenant"."secret_ciphertext"' in s for s in statements)
