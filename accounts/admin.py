@@ -1,19 +1,17 @@
-"""The admin for tenants, staff, API keys and the audit log.
+"""The admin for tenants, staff and API keys.
 
 Secrets are never shown: API keys and signing secrets appear once, on the page that creates
-them. End users, connect sessions and credentials are in ``integrations/admin.py``.
+them. End users, connect sessions, credentials and the audit log (whose rows name them) are in
+``integrations/admin.py``.
 """
 
 from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from accounts.admin_display import ResultsLookupMixin, list_display_without_tenant
 from accounts.admin_scoping import TenantScopedAdmin, reveal_once_response, staff_can_change
-from accounts.models import AuditLogEntry, Membership, Tenant, TenantApiKey
-from accounts.selectors import audit_actor_names, end_user_display
+from accounts.models import Membership, Tenant, TenantApiKey
 from accounts.services.tenants import (
     tenant_api_key_create,
     tenant_api_key_revoke,
@@ -172,84 +170,3 @@ class TenantApiKeyAdmin(TenantScopedAdmin):
         self.message_user(
             request, ngettext("Revoked %d key.", "Revoked %d keys.", len(keys)) % len(keys)
         )
-
-
-@admin.register(AuditLogEntry)
-class AuditLogEntryAdmin(ResultsLookupMixin, TenantScopedAdmin):
-    list_display = [
-        "created_at",
-        "action",
-        "outcome",
-        "actor_name",
-        "end_user_name",
-        "app_name",
-        "credential_link",
-        "tenant",
-    ]
-    list_filter = ["action", "outcome", "actor_type", "tenant"]
-    search_fields = [
-        "target",
-        "actor",
-        "credential__label",
-        "credential__identity",
-        "credential__end_user__external_id",
-        "credential__end_user__name",
-        "credential__end_user__email",
-    ]
-    list_select_related = ["credential__end_user", "credential__app", "tenant"]
-    fields = [
-        "created_at",
-        "action",
-        "outcome",
-        "actor_type",
-        "actor_name",
-        "tenant",
-        "end_user_name",
-        "app_name",
-        "credential_link",
-        "target",
-        "detail",
-    ]
-    readonly_fields = fields
-
-    def lookup_results(self, request, results):
-        names = audit_actor_names(entries=results, tenant_ids={e.tenant_id for e in results})
-        for entry in results:
-            entry.actor_name = names[(entry.actor_type, entry.actor)]
-
-    def get_list_display(self, request):
-        return list_display_without_tenant(request, super().get_list_display(request))
-
-    @admin.display(description="Actor")
-    def actor_name(self, obj):
-        if not hasattr(obj, "actor_name"):
-            self.lookup_results(None, [obj])
-        return obj.actor_name
-
-    @admin.display(description="End user", ordering="credential__end_user__external_id")
-    def end_user_name(self, obj):
-        if obj.credential is None:
-            return "-"
-        end_user = obj.credential.end_user
-        url = reverse("admin:accounts_enduser_change", args=[end_user.pk])
-        return format_html('<a href="{}">{}</a>', url, end_user_display(end_user))
-
-    @admin.display(description="App", ordering="credential__app__name")
-    def app_name(self, obj):
-        return obj.credential.app.name if obj.credential else "-"
-
-    @admin.display(description="Credential")
-    def credential_link(self, obj):
-        if obj.credential is None:
-            return obj.target or "-"
-        url = reverse("admin:integrations_credential_change", args=[obj.credential.pk])
-        return format_html('<a href="{}">{}</a>', url, obj.credential.display_name)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -20,8 +20,8 @@ from django.utils.translation import ngettext
 from accounts.admin_display import ResultsLookupMixin, list_display_without_tenant
 from accounts.admin_json import JsonEditorField, JsonProblem
 from accounts.admin_scoping import TenantScopedAdmin, TenantScopedInline, reveal_once_response
-from accounts.models import EndUser
-from accounts.selectors import end_user_display
+from accounts.models import AuditLogEntry, EndUser
+from accounts.selectors import audit_actor_names, end_user_display
 from accounts.services.audit import Actor
 from core.errors import Invalid
 from integrations.icons import MAX_UPLOAD_BYTES, app_icon, icon_digest, icon_upload_clean
@@ -46,6 +46,7 @@ from integrations.models import (
 )
 from integrations.selectors import (
     app_problems_for_flows,
+    audit_entry_subjects,
     end_user_timeline,
     event_subjects,
     is_uuid,
@@ -748,6 +749,95 @@ class EventAdmin(ResultsLookupMixin, ReadOnlyMixin, TenantScopedAdmin):
         )
 
 
+@admin.register(AuditLogEntry)
+class AuditLogEntryAdmin(ResultsLookupMixin, ReadOnlyMixin, TenantScopedAdmin):
+    """Who did what to which credential or installation, readably (audit_entry_subjects)."""
+
+    list_display = [
+        "created_at",
+        "action",
+        "outcome",
+        "actor_name",
+        "end_user_name",
+        "app_name",
+        "credential_link",
+        "tenant",
+    ]
+    list_filter = ["action", "outcome", "actor_type", "tenant"]
+    search_fields = [
+        "target",
+        "actor",
+        "credential__label",
+        "credential__identity",
+        "credential__end_user__external_id",
+        "credential__end_user__name",
+        "credential__end_user__email",
+    ]
+    list_select_related = ["credential__end_user", "credential__app", "tenant"]
+    fields = [
+        "created_at",
+        "action",
+        "outcome",
+        "actor_type",
+        "actor_name",
+        "tenant",
+        "end_user_name",
+        "app_name",
+        "credential_link",
+        "target",
+        "detail",
+    ]
+    readonly_fields = fields
+
+    def lookup_results(self, request, results):
+        names = audit_actor_names(entries=results, tenant_ids={e.tenant_id for e in results})
+        subjects = audit_entry_subjects(entries=results)
+        for entry in results:
+            entry.actor_name = names[(entry.actor_type, entry.actor)]
+            entry.subject = subjects[entry.pk]
+
+    def get_list_display(self, request):
+        return list_display_without_tenant(request, super().get_list_display(request))
+
+    def _looked_up(self, obj):
+        if not hasattr(obj, "subject"):
+            self.lookup_results(None, [obj])
+        return obj
+
+    @admin.display(description="Actor")
+    def actor_name(self, obj):
+        return self._looked_up(obj).actor_name
+
+    @admin.display(description="End user", ordering="credential__end_user__external_id")
+    def end_user_name(self, obj):
+        end_user = self._looked_up(obj).subject.end_user
+        if end_user is None:
+            return "-"
+        url = reverse("admin:accounts_enduser_change", args=[end_user.pk])
+        return format_html('<a href="{}">{}</a>', url, end_user_display(end_user))
+
+    @admin.display(description="App", ordering="credential__app__name")
+    def app_name(self, obj):
+        return self._looked_up(obj).subject.app_name or "-"
+
+    @admin.display(description="Credential or flow")
+    def credential_link(self, obj):
+        subject = self._looked_up(obj).subject
+        if subject.credential is not None:
+            url = reverse("admin:integrations_credential_change", args=[subject.credential.pk])
+            return format_html('<a href="{}">{}</a>', url, subject.credential.display_name)
+        if subject.installation is not None:
+            url = reverse("admin:integrations_installation_change", args=[subject.installation.pk])
+            return format_html('<a href="{}">{}</a>', url, subject.installation.flow.name)
+        if subject.flow is not None:
+            url = reverse("admin:integrations_flow_change", args=[subject.flow.pk])
+            version = obj.target.partition(" ")[2]
+            return format_html('<a href="{}">{}</a> {}', url, subject.flow.name, version)
+        if is_uuid(obj.target):
+            return f"A deleted {obj.action.partition('.')[0].replace('_', ' ')}"
+        return obj.target or "-"
+
+
 def credential_html(*, credential_id: str, name: str, exists: bool) -> str:
     """A credential by its name, linked to its page while it exists."""
     if not credential_id:
@@ -873,6 +963,9 @@ class CredentialInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("app")
 
     def has_add_permission(self, request, obj=None):
         return False

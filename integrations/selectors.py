@@ -699,6 +699,65 @@ def is_uuid(value) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class AuditSubject:
+    """Whom and what an audit entry is about: its credential, or the installation it names."""
+
+    end_user: EndUser | None
+    app_name: str
+    credential: Credential | None
+    installation: Installation | None
+    flow: Flow | None = None
+
+
+def audit_entry_subjects(*, entries: list[AuditLogEntry]) -> dict[int, AuditSubject]:
+    """The end user, app, credential, installation or flow of each entry, in two queries
+    beyond the entries' own (read with ``select_related("credential__end_user",
+    "credential__app")``). A flow's entry names it as "<id> v<number>"."""
+    tenant_ids = {entry.tenant_id for entry in entries}
+    installation_ids = [
+        entry.target for entry in entries if entry.credential_id is None and is_uuid(entry.target)
+    ]
+    flow_ids = {
+        entry.pk: entry.target.split(" ")[0]
+        for entry in entries
+        if entry.action.startswith("flow.") and is_uuid(entry.target.split(" ")[0])
+    }
+    flows = (
+        {
+            str(flow.pk): flow
+            for flow in Flow.objects.filter(tenant_id__in=tenant_ids, pk__in=flow_ids.values())
+        }
+        if flow_ids
+        else {}
+    )
+    installations = (
+        {
+            str(installation.pk): installation
+            for installation in Installation.objects.filter(
+                tenant_id__in={entry.tenant_id for entry in entries}, pk__in=installation_ids
+            ).select_related("flow", "end_user")
+        }
+        if installation_ids
+        else {}
+    )
+    subjects = {}
+    for entry in entries:
+        credential = entry.credential
+        installation = installations.get(entry.target) if credential is None else None
+        end_user = (
+            credential.end_user if credential else installation.end_user if installation else None
+        )
+        subjects[entry.pk] = AuditSubject(
+            end_user=end_user,
+            app_name=credential.app.name if credential else "",
+            credential=credential,
+            installation=installation,
+            flow=flows.get(flow_ids.get(entry.pk, "")),
+        )
+    return subjects
+
+
 class TimelineSource(Enum):
     CHANGE = "change"
     SECRET_USE = "secret use"
@@ -753,12 +812,13 @@ def end_user_timeline(
         .select_related("app")
         .order_by("app__name", "created_at")
     )
-    installation_ids = [
-        str(pk)
-        for pk in Installation.objects.filter(tenant_id=tenant_id, end_user=end_user).values_list(
-            "pk", flat=True
-        )
-    ]
+    flow_names = {
+        str(pk): name
+        for pk, name in Installation.objects.filter(
+            tenant_id=tenant_id, end_user=end_user
+        ).values_list("pk", "flow__name")
+    }
+    installation_ids = list(flow_names)
     events = Event.objects.filter(tenant_id=tenant_id, data__user_id=end_user.external_id)
     # A deleted credential's entries keep its id in ``target``; its events still name it.
     deleted_credential_ids = events.filter(data__has_key="credential_id").values(
@@ -793,7 +853,9 @@ def end_user_timeline(
         if subject.credential_id
     }
 
-    entries = [_audit_timeline_entry(entry, actors, deleted_names) for entry in audit_entries] + [
+    entries = [
+        _audit_timeline_entry(entry, actors, deleted_names, flow_names) for entry in audit_entries
+    ] + [
         TimelineEntry(
             at=event.created_at,
             source=TimelineSource.EVENT,
@@ -814,7 +876,10 @@ def end_user_timeline(
 
 
 def _audit_timeline_entry(
-    entry: AuditLogEntry, actors: dict, deleted_names: dict[str, tuple[str, str]]
+    entry: AuditLogEntry,
+    actors: dict,
+    deleted_names: dict[str, tuple[str, str]],
+    flow_names: dict[str, str],
 ) -> TimelineEntry:
     credential = entry.credential
     if credential is not None:
@@ -826,10 +891,13 @@ def _audit_timeline_entry(
     else:
         app_name, name, exists, credential_id = "", "", False, ""
     use = entry.action.startswith("credential.use.")
+    what = audit_entry_summary(entry)
+    if entry.target in flow_names:
+        what += f" ({flow_names[entry.target]})"
     return TimelineEntry(
         at=entry.created_at,
         source=TimelineSource.SECRET_USE if use else TimelineSource.CHANGE,
-        what=audit_entry_summary(entry),
+        what=what,
         failed=entry.outcome == AuditLogEntry.Outcome.FAILURE,
         actor=actors[(entry.actor_type, entry.actor)],
         app_name=app_name,

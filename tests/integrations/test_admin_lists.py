@@ -14,7 +14,9 @@ from django.urls import reverse
 from accounts.models import Membership
 from accounts.services.audit import Actor
 from accounts.services.tenants import tenant_api_key_create
+from integrations.selectors import end_user_timeline
 from integrations.services.credentials import NewSecret, credential_create, credential_rename
+from integrations.services.installations import installation_install
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -66,6 +68,13 @@ def _count(client, url) -> tuple[int, str]:
     return len(queries), response.content.decode()
 
 
+def _results_text(page: str) -> str:
+    """The results table without its link targets and checkbox values (which hold ids)."""
+    start = page.index('id="result_list"')
+    results = page[start : page.index("</table>", start)]
+    return re.sub(r'href="[^"]*"|value="[^"]*"', "", results)
+
+
 @pytest.mark.parametrize(
     "url_name", ["admin:accounts_auditlogentry_changelist", "admin:integrations_event_changelist"]
 )
@@ -89,9 +98,7 @@ def test_the_audit_log_shows_each_actor_readably_and_no_uuid(client, tenant, sta
     assert "Grace Hopper &lt;grace@acme.test&gt;" in page
     assert "API key “Backend”" in page
     assert "Ada 0 (ext-1-0)" in page
-    results = page[page.index('id="result_list"') : page.index("</table>")]
-    visible = re.sub(r'href="[^"]*"|value="[^"]*"', "", results)
-    assert not UUID.search(visible)
+    assert not UUID.search(_results_text(page))
 
 
 def test_a_single_tenants_staff_see_no_tenant_column(client, tenant, staff):
@@ -108,3 +115,40 @@ def test_another_tenants_entries_and_events_are_not_listed(client, tenant, other
     ):
         page = client.get(reverse(url_name)).content.decode()
         assert "Ada 0" not in page
+
+
+def test_an_installations_entry_names_its_flow_and_end_user_not_an_id(client, tenant, staff):
+    app = factories.make_api_key_app(name="HubSpot")
+    flow = factories.make_flow(tenant=tenant, apps=[app], name="CRM sync")
+    factories.make_deployment(tenant=tenant, flows=[flow])
+    end_user = factories.make_end_user(tenant=tenant, external_id="crm-7", name="Ada")
+    installation_install(end_user=end_user, flow=flow, actor=Actor.end_user(end_user.pk))
+
+    page = client.get(reverse("admin:accounts_auditlogentry_changelist")).content.decode()
+
+    visible = _results_text(page)
+    assert "CRM sync" in visible
+    assert "Ada (crm-7)" in visible
+    assert not UUID.search(visible)
+    whats = [entry.what for entry in end_user_timeline(end_user=end_user).entries]
+    assert "Flow installed (CRM sync)" in whats
+
+
+def test_the_end_users_page_reads_in_a_fixed_number_of_queries(client, tenant, staff):
+    app = factories.make_api_key_app(name="HubSpot")
+    end_user = factories.make_end_user(tenant=tenant, external_id="crm-8", name="Ada")
+
+    def connect(n):
+        for i in range(n):
+            credential = factories.make_credential(end_user=end_user, app=app)
+            credential_rename(credential=credential, label=f"Account {i}", actor=Actor.staff(staff))
+
+    url = reverse("admin:accounts_enduser_change", args=[end_user.pk])
+    connect(2)
+    client.get(url)  # the first request fills Django's caches (content types)
+    few, _ = _count(client, url)
+    connect(10)
+    many, page = _count(client, url)
+
+    assert many == few
+    assert "Account 9" in page
