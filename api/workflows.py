@@ -38,8 +38,16 @@ CREDENTIAL_HEADER = "X-Portal-Credential"
 USER_HEADER = "X-Portal-User"
 RUN_HEADER = "X-Portal-Run"
 RunStatus = Literal["queued", "running", "succeeded", "failed"]
-# A failed run answers with the status that says whose fault it was.
-FAILURE_STATUSES = {"workflow_timeout": 504, "upstream_timeout": 504}
+# A failed run answers with the status that says whose fault it was: the upstream's (502, 504
+# past the time limit), the caller's input (422), or ours (500).
+FAILURE_STATUSES = {
+    "workflow_timeout": 504,
+    "upstream_timeout": 504,
+    "invalid_step_input": 422,
+    "invalid_proxy_path": 422,
+    "rendered_too_large": 422,
+    "internal_error": 500,
+}
 
 
 class RunIn(Schema):
@@ -170,7 +178,10 @@ otherwise 422 with a code naming the reason (`workflow_disabled`, `installation_
 
 Each step is sent like a proxy request, as that account. The answer is the workflow's mapped
 response (200, its run id in `{RUN_HEADER}`). A failed step answers in the error shape with
-`fields.step` naming it and `fields.run_id` (502; 504 when it ran out of time). With
+`fields.step` naming it and `fields.run_id`: 502 when the app answered an error, 504 past the
+time limit (a value a template needs missing: `template_value_missing`, 502), 422 when the
+input made the step impossible (`invalid_step_input`: a path value that is not one segment, a
+header value with a line break; `rendered_too_large`). With
 `"async": true` the run is queued and the answer is 202 with the run; follow it with
 `GET /runs/{{id}}` or the `workflow_run.succeeded` / `workflow_run.failed` webhooks.
 """
@@ -178,7 +189,7 @@ response (200, its run id in `{RUN_HEADER}`). A failed step answers in the error
 
 @router.post(
     "/workflows/{workflow_id}/run",
-    response={202: RunOut, **errors(404, 422, 502, 504)},
+    response={202: RunOut, **errors(404, 422, 500, 502, 504)},
     summary="Run a workflow as a connected account",
     description=RUN_DESCRIPTION,
     openapi_extra={

@@ -207,6 +207,12 @@ class PortalSettings:
         return float(self._get("WORKFLOW_RUN_TIMEOUT_SECONDS", 30))
 
     @property
+    def WORKFLOW_RENDER_MAX_CHARS(self) -> int:
+        """How many characters a run's templates (every step's query, headers and body, and
+        the response) may render to in all; past it the run fails ``rendered_too_large``."""
+        return int(self._get("WORKFLOW_RENDER_MAX_CHARS", 4 * 1024 * 1024))
+
+    @property
     def WORKFLOW_RUN_STRANDED_AFTER_SECONDS(self) -> float:
         """A run still running this long after it started lost its worker or web process (the
         time limit, plus a token refresh and a margin): the recovery sweep marks it failed."""

@@ -40,6 +40,32 @@ class TemplateSyntaxError(ValueError):
     """The template is not one this language accepts; the message says what to change."""
 
 
+class TemplateValueRefused(ValueError):
+    """A value that renders but cannot be used where it goes (a path segment with a '/')."""
+
+
+class TemplateTooLarge(ValueError):
+    """What a structure renders to is over its budget (see ``RenderBudget``)."""
+
+
+class RenderBudget:
+    """How many characters one rendering may produce in all: a definition cannot turn a small
+    input (or one step's body, repeated) into megabytes on the workers."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+    def spend(self, value: Any) -> None:
+        if isinstance(value, str):
+            self.used += len(value)
+        elif isinstance(value, (dict, list)):
+            self.used += len(json.dumps(value, separators=(",", ":"), default=str))
+        else:
+            self.used += 8
+        if self.used > self.limit:
+            raise TemplateTooLarge(f"it renders to more than {self.limit:,} characters")
+
+
 class TemplateValueMissing(LookupError):
     """A path named a value the data does not have (and no ``default`` filter caught it)."""
 
@@ -81,7 +107,7 @@ def _last(value: Any) -> Any:
 def _int(value: Any) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise TemplateValueMissing(f"{_text(value)[:40]!r} is not a whole number") from None
 
 
@@ -236,6 +262,23 @@ class Template:
             part if isinstance(part, str) else _text(part.evaluate(context)) for part in self.parts
         )
 
+    def render_path(self, context: Mapping[str, Any]) -> str:
+        """Render a URL path: each hole's value must be one path segment, so an input can name a
+        resource but never add segments (``123/attachments/9``) or climb out (``..``)."""
+        pieces = []
+        for part in self.parts:
+            if isinstance(part, str):
+                pieces.append(part)
+                continue
+            text = _text(part.evaluate(context))
+            if text in ("", ".", "..") or "/" in text or "\\" in text:
+                raise TemplateValueRefused(
+                    f"{{{{ {part.source} }}}} gave {text[:40]!r}, which is not one path segment "
+                    "(it is empty, '.' or '..', or holds a '/' or '\\')"
+                )
+            pieces.append(text)
+        return "".join(pieces)
+
     def render_text(self, context: Mapping[str, Any]) -> str:
         return _text(self.render(context))
 
@@ -295,12 +338,18 @@ def compile_structure(value: Any, *, where: str = "") -> list[tuple[str, Templat
     return found
 
 
-def render_structure(value: Any, context: Mapping[str, Any]) -> Any:
-    """Render every string inside a JSON value; other values are kept as they are."""
+def render_structure(
+    value: Any, context: Mapping[str, Any], *, budget: RenderBudget | None = None
+) -> Any:
+    """Render every string inside a JSON value; other values are kept as they are. With a
+    ``budget``, TemplateTooLarge once the rendered values add up to more than it allows."""
     if isinstance(value, str):
-        return compile_template(value).render(context)
+        rendered = compile_template(value).render(context)
+        if budget is not None:
+            budget.spend(rendered)
+        return rendered
     if isinstance(value, dict):
-        return {key: render_structure(item, context) for key, item in value.items()}
+        return {key: render_structure(item, context, budget=budget) for key, item in value.items()}
     if isinstance(value, list):
-        return [render_structure(item, context) for item in value]
+        return [render_structure(item, context, budget=budget) for item in value]
     return value

@@ -46,7 +46,14 @@ from integrations.models import (
 from integrations.services.events import event_emit
 from integrations.services.jobs import workflow_run_enqueue
 from integrations.services.proxy import ProxyCall, ProxyLimits, credential_named, proxy_forward
-from integrations.services.templating import TemplateValueMissing, render_structure
+from integrations.services.templating import (
+    RenderBudget,
+    TemplateTooLarge,
+    TemplateValueMissing,
+    TemplateValueRefused,
+    compile_template,
+    render_structure,
+)
 from integrations.services.workflows import workflow_apps
 
 logger = logging.getLogger(__name__)
@@ -112,6 +119,16 @@ def workflow_installation_choose(
             raise NotFound(
                 f"No installation of “{workflow.flow.name}” uses credential {credential_id}.",
                 code="not_installed",
+            )
+        if len(found) > 1:
+            # One account shared by two installations (each with its own account for another
+            # app): running either would be a guess.
+            raise Invalid(
+                f"Credential {credential_id} is used by several installations of "
+                f"“{workflow.flow.name}”; name the account of another app of the flow, one "
+                "that only one installation uses.",
+                code="ambiguous_installation",
+                fields={"X-Portal-Credential": "Used by several installations."},
             )
         return found[0]
     if not user_external_id:
@@ -292,6 +309,14 @@ def workflow_run_rerun(*, run: WorkflowRun) -> WorkflowRun:
     )
 
 
+# What a step's template failing to render means, as the run's error code.
+RENDER_FAILURES = {
+    TemplateValueMissing: "template_value_missing",
+    TemplateValueRefused: "invalid_step_input",
+    TemplateTooLarge: "rendered_too_large",
+}
+
+
 class _StepFailed(Exception):
     def __init__(self, step: str, code: str, message: str):
         super().__init__(message)
@@ -305,6 +330,8 @@ def redact_text(text: str, secret_values: tuple[str, ...]) -> str:
 
 def redact_value(value: Any, secret_values: tuple[str, ...]) -> Any:
     """A JSON value with secret-named keys and the account's secret values masked."""
+    if isinstance(value, (dict, list)) and not _needs_redaction(value, secret_values):
+        return value  # one pass over the whole text, not one per string inside
     if isinstance(value, dict):
         return {
             key: REDACTED
@@ -319,20 +346,33 @@ def redact_value(value: Any, secret_values: tuple[str, ...]) -> Any:
     return value
 
 
+def _needs_redaction(value: Any, secret_values: tuple[str, ...]) -> bool:
+    text = json.dumps(value, ensure_ascii=False)
+    return bool(SECRET_KEYS.search(text)) or redact_text(text, secret_values) != text
+
+
 def _excerpt(parsed: Any, raw: bytes, secret_values: tuple[str, ...]) -> str:
+    """The first WORKFLOW_RUN_EXCERPT_CHARS of the answer, redacted. Only a bounded prefix is
+    redacted (twice the excerpt: a secret cut at the prefix's end falls outside the excerpt),
+    so a large answer costs no more than a small one."""
     limit = conf.WORKFLOW_RUN_EXCERPT_CHARS
     if isinstance(parsed, (dict, list)):
-        text = json.dumps(redact_value(parsed, secret_values), ensure_ascii=False)
+        text = json.dumps(parsed, ensure_ascii=False)
     else:
-        text = redact_text(raw[: limit * 4].decode("utf-8", "replace"), secret_values)
+        text = raw[: limit * 4].decode("utf-8", "replace")
+    text = redact_text(text[: limit * 2], secret_values)
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity cannot be stored as jsonb
 
 
 def _parse(body: bytes, content_type: str) -> Any:
     if "json" in content_type.lower() or body[:1] in (b"{", b"["):
         try:
-            return json.loads(body)
-        except ValueError:
+            return json.loads(body, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
             pass
     return body.decode("utf-8", "replace")
 
@@ -362,6 +402,7 @@ def _run_steps(
         raise _StepFailed("", exc.code, exc.message) from None
     used = {link.app_slug: link.credential_id for link in run.credentials_used.all()}
     deadline = time.monotonic() + conf.WORKFLOW_RUN_TIMEOUT_SECONDS
+    budget = RenderBudget(conf.WORKFLOW_RENDER_MAX_CHARS)
     context: dict[str, Any] = {"input": run.input, "settings": installation.settings, "steps": {}}
     for position, step in enumerate(run.definition.get("steps", [])):
         name, app_slug = step["name"], step["app"]
@@ -387,15 +428,28 @@ def _run_steps(
                 f"before step “{name}”.",
             )
         try:
-            path = str(render_structure(step["path"], context))
-            query = render_structure(step.get("query", {}), context)
-            headers = render_structure(step.get("headers", {}), context)
-            body = render_structure(step["body"], context) if "body" in step else None
-        except TemplateValueMissing as exc:
-            record.error_code, record.error_message = "template_value_missing", str(exc)[:1000]
-            raise _StepFailed(name, "template_value_missing", f"Step “{name}”: {exc}.") from None
+            path = compile_template(step["path"]).render_path(context)
+            query = render_structure(step.get("query", {}), context, budget=budget)
+            headers = render_structure(step.get("headers", {}), context, budget=budget)
+            body = (
+                render_structure(step["body"], context, budget=budget) if "body" in step else None
+            )
+        except (TemplateValueMissing, TemplateValueRefused, TemplateTooLarge) as exc:
+            code = RENDER_FAILURES[type(exc)]
+            record.error_code, record.error_message = code, str(exc)[:1000]
+            raise _StepFailed(name, code, f"Step “{name}”: {exc}.") from None
         record.path = path[:1000]
         headers = {str(k): _as_text(v) for k, v in headers.items()}
+        unsafe = [k for k, v in headers.items() if any(ord(c) < 0x20 or ord(c) == 0x7F for c in v)]
+        if unsafe:
+            record.error_code = "invalid_step_input"
+            record.error_message = f"Header {unsafe[0]} holds a control character."
+            raise _StepFailed(
+                name,
+                "invalid_step_input",
+                f"Step “{name}”: the value of header {unsafe[0]} holds a line break or another "
+                "control character; headers are one line of text.",
+            )
         payload = b""
         if body is not None:
             payload = json.dumps(body).encode()
@@ -446,7 +500,9 @@ def _run_steps(
             "headers": {k.lower(): v for k, v in result.headers.items()},
         }
     try:
-        output = render_structure(run.definition.get("response", {}), context)
+        output = render_structure(run.definition.get("response", {}), context, budget=budget)
+    except TemplateTooLarge as exc:
+        raise _StepFailed("response", "rendered_too_large", f"Response: {exc}.") from None
     except TemplateValueMissing as exc:
         raise _StepFailed("response", "template_value_missing", f"Response: {exc}.") from None
     return output
@@ -471,10 +527,26 @@ def workflow_run_execute(*, run_id: Any, actor: Actor | None = None) -> Workflow
         run.status = WorkflowRun.Status.FAILED
         run.error_code, run.failed_step = failure.code, failure.step[:100]
         run.error_message = redact_text(failure.message, _ordered(secrets))[:1000]
+    except Exception:
+        # A bug or an answer nothing foresaw: the run ends failed with what it did so far,
+        # rather than staying "running" until the recovery sweep calls it interrupted.
+        logger.exception("Workflow run %s failed unexpectedly.", run.pk)
+        run.status = WorkflowRun.Status.FAILED
+        run.error_code = "internal_error"
+        run.failed_step = recorded[-1].name[:100] if recorded else ""
+        run.error_message = (
+            "The run failed on our side, not the app's. It was logged; re-run it, and tell us "
+            "if it fails again."
+        )
     else:
         run.status = WorkflowRun.Status.SUCCEEDED
         run.output = redact_value(output, _ordered(secrets))
     run.finished_at = timezone.now()
+    secret_values = _ordered(secrets)
+    for record in recorded:
+        # A path or a template error may quote a value taken from an earlier step's answer.
+        record.path = redact_text(record.path, secret_values)[:1000]
+        record.error_message = redact_text(record.error_message, secret_values)[:1000]
     with transaction.atomic():
         WorkflowRunStep.objects.bulk_create(recorded)
         # Only a run still running ends here: the recovery sweep may have given up on it.

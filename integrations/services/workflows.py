@@ -27,6 +27,9 @@ from integrations.services.templating import (
 )
 
 MAX_STEPS = 20
+# Holes in a whole definition: with the run's render budget, what keeps a definition from
+# multiplying its input into megabytes.
+MAX_DEFINITION_EXPRESSIONS = 500
 STEP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 STEP_KEYS = {"name", "app", "method", "path", "query", "headers", "body"}
 STEP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
@@ -145,7 +148,19 @@ def workflow_definition_check(*, flow: Flow, input_schema: Any, steps: Any, resp
     names: list[str] = []
     for position, step in enumerate(steps):
         names.append(_check_step(step, position=position, app_slugs=app_slugs, earlier=names))
-    _check_step_references(_compile(response, "response"), known=names, where="response")
+    response_templates = _compile(response, "response")
+    _check_step_references(response_templates, known=names, where="response")
+    holes = sum(
+        len(template.expressions)
+        for where, value in [("steps", steps), ("response", response)]
+        for _, template in _compile(value, where)
+    )
+    if holes > MAX_DEFINITION_EXPRESSIONS:
+        raise _refuse(
+            "steps",
+            f"{holes} {{{{ … }}}} holes in all; a workflow may have at most "
+            f"{MAX_DEFINITION_EXPRESSIONS}",
+        )
 
 
 def workflow_apps(workflow_definition: dict) -> list[str]:
