@@ -81,6 +81,10 @@ def test_a_single_use_link_is_spent_by_the_first_account_and_then_shows_the_used
     credential = Credential.objects.get(end_user=world.end_user)
     session.refresh_from_db()
     assert session.spent_at is not None
+    # The answer offers no second account, and says why.
+    body = response.content.decode()
+    assert "Add another account" not in body
+    assert "This link has already been used to connect an account." in body
     # The page that spent it still shows the account...
     status = client.get(f"/connect/{token}/accounts/{credential.pk}/", **hx)
     assert status.status_code == 200
