@@ -19,12 +19,14 @@ from django.utils import timezone
 
 from accounts.models import Membership
 from accounts.services.audit import Actor
+from accounts.services.tenants import tenant_api_key_create
 from integrations.models import Credential, WebhookEndpoint
 from integrations.selectors import end_user_timeline
 from integrations.services.credentials import NewSecret, credential_rename
 from integrations.services.oauth import oauth_client_for, oauth_exchange_code
 from integrations.services.oauth_clients import oauth_client_set
 from integrations.services.refresh import credential_refresh
+from integrations.services.secrets import Purpose, credential_secret_open
 from integrations.services.verification import credential_connect, credential_verify
 from integrations.services.webhooks import webhook_endpoint_secret_rotate
 from tests import factories
@@ -245,3 +247,18 @@ def test_show_more_and_one_account_only_follow_the_links(client, tenant, ada):
     assert "Show more" not in more
     assert one.count('class="support-entry ') == 2
     assert "Showing Notion · Account 3 only." in one
+
+
+def test_secret_uses_are_listed_only_on_request_and_name_the_api_key(tenant, ada):
+    key = tenant_api_key_create(tenant=tenant, name="Backend").api_key
+    credential = factories.make_credential(
+        end_user=ada, app=factories.make_api_key_app(name="Notion")
+    )
+    credential_secret_open(
+        credential=credential, actor=Actor.api_key(key.prefix), purpose=Purpose.PROXY
+    )
+
+    assert end_user_timeline(end_user=ada).entries == []
+    (use,) = end_user_timeline(end_user=ada, secret_uses=True).entries
+    assert use.what == "Secret used for proxy"
+    assert use.actor == f"API key “Backend” ({key.prefix}…)"
