@@ -10,7 +10,8 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -536,6 +537,14 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="event_tenant_created"),
             models.Index(fields=["tenant", "type", "-created_at"], name="event_tenant_type"),
+            # One end user's events (the admin's support timeline): data->'user_id' is how an
+            # event names its user, and the query compares it as jsonb.
+            models.Index(
+                F("tenant"),
+                KeyTransform("user_id", "data"),
+                F("created_at").desc(),
+                name="event_tenant_user",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import Membership
 from accounts.services.audit import Actor
 from accounts.services.tenants import tenant_api_key_create
-from integrations.models import Credential, WebhookEndpoint
+from integrations.models import Credential, Event, WebhookEndpoint
 from integrations.selectors import end_user_timeline
 from integrations.services.credentials import NewSecret, credential_rename
 from integrations.services.oauth import oauth_client_for, oauth_exchange_code
@@ -262,3 +262,15 @@ def test_secret_uses_are_listed_only_on_request_and_name_the_api_key(tenant, ada
     (use,) = end_user_timeline(end_user=ada, secret_uses=True).entries
     assert use.what == "Secret used for proxy"
     assert use.actor == f"API key “Backend” ({key.prefix}…)"
+
+
+def test_the_timeline_finds_the_end_users_events_through_an_index(tenant, ada):
+    for n in range(30):
+        Event.objects.create(tenant=tenant, type="credential.verified", data={"user_id": f"u{n}"})
+    events = Event.objects.filter(tenant_id=tenant.pk, data__user_id=ada.external_id)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = events.order_by("-created_at")[:50].explain()
+
+    assert "event_tenant_user" in plan, plan
