@@ -28,6 +28,23 @@
     "close",
   ];
   var MESSAGE_SOURCE = "connect-portal";
+  // What the SDK itself shows, in the modal's languages (the same words as the modal's
+  // catalogs in locale/*/LC_MESSAGES/django.po): the frame's title and the stand-in close button.
+  var LABELS = {
+    en: { title: "Connect your accounts", close: "Close this window" },
+    fr: { title: "Connectez vos comptes", close: "Fermer cette fenêtre" },
+    de: { title: "Verbinden Sie Ihre Konten", close: "Dieses Fenster schließen" },
+    es: { title: "Conecte sus cuentas", close: "Cerrar esta ventana" },
+    pt: { title: "Ligue as suas contas", close: "Fechar esta janela" },
+    it: { title: "Collega i tuoi account", close: "Chiudi questa finestra" },
+    ja: { title: "アカウントを接続", close: "このウィンドウを閉じる" },
+    nl: { title: "Koppel uw accounts", close: "Dit venster sluiten" },
+  };
+
+  function labelsFor(locale) {
+    var wanted = String(locale || (root.navigator && root.navigator.language) || "en");
+    return LABELS[wanted.toLowerCase().split(/[-_]/)[0]] || LABELS.en;
+  }
 
   function EventEmitter() {
     this._handlers = {};
@@ -179,7 +196,8 @@
     }
     var frame = root.document.createElement("iframe");
     frame.src = url;
-    frame.title = options.title || "Connect your accounts";
+    var labels = labelsFor(options.locale || this.locale);
+    frame.title = options.title || labels.title;
     frame.setAttribute("referrerpolicy", "origin");
     frame.style.cssText = "border:0;width:100%;height:100%;display:block;background:#fff;";
     this._frame = frame;
@@ -201,7 +219,7 @@
       "border-radius:12px;overflow:hidden;box-shadow:0 20px 60px rgba(0,0,0,.35);";
     var standIn = root.document.createElement("button");
     standIn.type = "button";
-    standIn.setAttribute("aria-label", "Close");
+    standIn.setAttribute("aria-label", labels.close);
     standIn.setAttribute("data-portal-close-fallback", "");
     standIn.textContent = "\u00d7";
     // A stand-in for the modal's own close button while the modal loads, or when it cannot load

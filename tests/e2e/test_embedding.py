@@ -13,7 +13,7 @@ import pytest
 from integrations.models import Credential, Installation
 from sandbox.catalog import SANDBOX_API_KEY
 from sandbox.demo import demo_seed
-from tests.e2e.browser import ARTIFACTS, COOKIE_PROBE, cookie_blocking_context
+from tests.e2e.browser import ARGS, ARTIFACTS, CHROMIUM, COOKIE_PROBE, cookie_blocking_context
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
@@ -151,6 +151,26 @@ def test_a_page_on_an_origin_the_tenant_does_not_allow_cannot_frame_the_modal(
         expect(page.locator("[data-portal-overlay]")).to_have_count(0)
     finally:
         context.close()
+
+
+def test_what_the_sdk_itself_shows_follows_the_browsers_language(playwright, demo, live_server):
+    # The page's origin is not allowed, so the modal never loads and the SDK's own stand-in
+    # close button stays: everything of the SDK's on screen is then in French.
+    demo.tenant.allowed_origins = [live_server.url]
+    demo.tenant.save()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    try:
+        page = browser.new_context(locale="fr-FR").new_page()
+        page.goto(demo.host_example_url)
+        page.get_by_role("button", name="Connect accounts (session URL)").click()
+        expect(page.locator("iframe[title='Connectez vos comptes']")).to_have_count(1)
+        dialog = page.locator("[data-portal-overlay] [role=dialog]")
+        assert dialog.get_attribute("aria-label") == "Connectez vos comptes"
+        close = page.get_by_role("button", name="Fermer cette fenêtre")
+        close.click()
+        expect(page.locator("[data-portal-overlay]")).to_have_count(0)
+    finally:
+        browser.close()
 
 
 PAGE_STATE = """() => ({
