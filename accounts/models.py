@@ -48,6 +48,9 @@ class Tenant(SealedSecretModel):
         validators=[MinValueValidator(1), MaxValueValidator(HANDOFF_MAX_HOURS)],
         help_text="How long a hand-off link may stay open at most: 1 to 168 hours (7 days).",
     )
+    # Replaced (never incremented, so a key can never come back) by every write that changes
+    # which apps the tenant's modal lists or how: see integrations/catalog_changes.py.
+    catalog_version = models.UUIDField(default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -70,8 +70,10 @@ def connect_session_for_token(*, token: str | None, from_page: bool = False) -> 
         raise SessionUnusable(SessionProblem.MISSING)
     if len(token) > 100:
         raise SessionUnusable(SessionProblem.UNKNOWN)
+    allowlist = ConnectSession.apps.through.objects.filter(connectsession_id=OuterRef("pk"))
     session = (
         ConnectSession.objects.select_related("tenant", "end_user", "deployment")
+        .annotate(has_app_allowlist=Exists(allowlist))
         .filter(token_hash=hash_token(token))
         .first()
     )
@@ -312,32 +314,52 @@ LISTED_CREDENTIAL_FIELDS = (
 )
 
 
+def app_catalog_for_session(*, session: ConnectSession) -> list[App]:
+    """The session's apps, by name, with only the fields the list shows (one query; the apps'
+    JSON definitions and icon files stay behind)."""
+    return list(app_list_for_session(session=session).only(*LISTED_APP_FIELDS))
+
+
+def app_search_matches(query: str, *, name: str, slug: str, description: str) -> bool:
+    """Whether the modal's search box ``query`` finds an app by its name, slug or description
+    (case-insensitive)."""
+    needle = query.casefold()
+    return (
+        needle in name.casefold() or needle in slug.casefold() or needle in description.casefold()
+    )
+
+
+def credentials_by_app_for_session(*, session: ConnectSession) -> dict[int, list[Credential]]:
+    """The end user's accounts, oldest first, by app id: one query on an indexed column,
+    never cached (an account's state changes outside any request)."""
+    by_app: dict[int, list[Credential]] = defaultdict(list)
+    credentials = (
+        Credential.objects.filter(tenant_id=session.tenant_id, end_user_id=session.end_user_id)
+        .only(*LISTED_CREDENTIAL_FIELDS)
+        .order_by("created_at", "pk")
+    )
+    for credential in credentials:
+        by_app[credential.app_id].append(credential)
+    return by_app
+
+
 def offered_apps_with_credentials(*, session: ConnectSession, query: str = "") -> list[OfferedApp]:
     """The session's apps (those matching ``query``, when given), each with the end user's
     accounts for it, in a fixed query count."""
-    apps_qs = app_list_for_session(session=session)
     query = " ".join(query.split())[:100]
-    if query:
-        apps_qs = apps_qs.filter(
-            Q(name__icontains=query) | Q(slug__icontains=query) | Q(description__icontains=query)
-        )
-    # Only what the list shows: the apps' JSON definitions and the sealed secrets stay behind.
-    apps = list(apps_qs.only(*LISTED_APP_FIELDS))
-    by_app: dict[int, list[Credential]] = defaultdict(list)
-    credentials = (
-        Credential.objects.filter(
-            tenant_id=session.tenant_id,
-            end_user_id=session.end_user_id,
-            app_id__in=[app.pk for app in apps],
-        )
-        .only(*LISTED_CREDENTIAL_FIELDS)
-        .order_by("created_at")
-    )
-    apps_by_id = {app.pk: app for app in apps}
-    for credential in credentials:
-        credential.app = apps_by_id[credential.app_id]
-        by_app[credential.app_id].append(credential)
-    return [OfferedApp(app=app, credentials=by_app[app.pk]) for app in apps]
+    apps = [
+        app
+        for app in app_catalog_for_session(session=session)
+        if not query
+        or app_search_matches(query, name=app.name, slug=app.slug, description=app.description)
+    ]
+    by_app = credentials_by_app_for_session(session=session)
+    offered = []
+    for app in apps:
+        for credential in by_app.get(app.pk, []):
+            credential.app = app
+        offered.append(OfferedApp(app=app, credentials=by_app.get(app.pk, [])))
+    return offered
 
 
 # Reads for the server API (api/): each is scoped to one tenant.

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from connect.app_list import app_list_render
 from connect.events import credential_outcome_event, publish, refusal_event
 from connect.forms import CredentialFieldsForm
 from connect.messages import say
@@ -21,7 +22,7 @@ from connect.views.base import (
     page,
     prompt,
 )
-from integrations.icons import SVG_TYPE, app_icon
+from integrations.icons import SVG_TYPE
 from integrations.models import App, Credential, OAuthAttempt
 from integrations.selectors import (
     app_get_for_session,
@@ -29,7 +30,6 @@ from integrations.selectors import (
     flow_get_for_session,
     oauth_attempt_get_for_session,
     offered_app_with_credentials,
-    offered_apps_with_credentials,
 )
 
 LIST_TEMPLATE = "connect/modal.html"
@@ -45,15 +45,14 @@ def render_app_list(
     request: HttpRequest, *, prompt_: dict | None = None, status: int = 200, events=()
 ) -> HttpResponse:
     query = request.GET.get("q", "")[:100]
-    offered = offered_apps_with_credentials(session=request.connect_session, query=query)
-    for item in offered:
-        item.icon = app_icon(item.app)
-    context = modal_context(
-        request,
-        offered=offered,
+    context = modal_context(request, query=query, prompt=prompt_)
+    listed = app_list_render(
+        session=request.connect_session,
+        token=request.connect_token,
+        keep=context["keep"],
         query=query,
-        prompt=prompt_,
     )
+    context.update(app_items=listed.html, app_count=listed.count)
     if request.htmx and request.htmx.target == "app-list":
         return render(request, f"{LIST_TEMPLATE}#app-list", context, status=status)
     return publish(page(request, LIST_TEMPLATE, context, status=status), list(events))

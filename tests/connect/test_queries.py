@@ -4,6 +4,7 @@ and accounts."""
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -64,3 +65,23 @@ def test_the_list_page_and_its_partials_use_as_many_queries_for_200_apps_as_for_
 
     assert all(small == large for small, large in counts.values()), counts
     assert all(large <= 5 for _, large in counts.values()), counts
+
+
+@pytest.mark.django_db
+def test_the_list_asks_the_database_only_for_the_session_and_the_accounts_once_cached(client):
+    counts = {}
+    for count in (5, 200):
+        token, _ = build(count)
+        url = f"/connect/{token}/"
+        client.get(url)  # first use records when the session was used
+        cache.clear()
+        with CaptureQueriesContext(connection) as cold:
+            assert client.get(url).status_code == 200
+        with CaptureQueriesContext(connection) as warm:
+            assert client.get(url).status_code == 200
+        with CaptureQueriesContext(connection) as search:
+            assert client.get(url, {"q": "app"}, HTTP_HX_REQUEST="true").status_code == 200
+        counts[count] = (len(cold), len(warm), len(search))
+
+    # Cold: the session, the catalog, the accounts; then the catalog comes from the cache.
+    assert counts == {5: (3, 2, 2), 200: (3, 2, 2)}, counts
