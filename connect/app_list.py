@@ -139,13 +139,25 @@ def _render_catalog(session: ConnectSession) -> CatalogEntry:
     return CatalogEntry(token_slot=token_slot, keep_slot=keep_slot, items=tuple(items))
 
 
+# The entries this process used last, by key: a key names one content for good (its version is
+# never reused), so keeping them here cannot serve anything stale, and saves a cache round trip.
+_catalog_memo: dict[str, CatalogEntry] = {}
+CATALOG_MEMO_SIZE = 256
+
+
 def app_catalog(session: ConnectSession) -> CatalogEntry:
-    """The session's rendered catalog, from the cache or rendered (and cached) now."""
+    """The session's rendered catalog: from this process, the cache, or rendered (and cached)
+    now."""
     key = catalog_key(session)
-    entry = cache.get(key)
+    entry = _catalog_memo.get(key)
     if entry is None:
-        entry = _render_catalog(session)
-        cache.set(key, entry, CATALOG_TTL)
+        entry = cache.get(key)
+        if entry is None:
+            entry = _render_catalog(session)
+            cache.set(key, entry, CATALOG_TTL)
+        if len(_catalog_memo) >= CATALOG_MEMO_SIZE:
+            _catalog_memo.clear()  # simplest bound, safe with threads
+        _catalog_memo[key] = entry
     return entry
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import AuditLogEntry, EndUser, Tenant
 from accounts.selectors import audit_actor_names
+from core.prepared import PreparedRead
 from core.redact import redact
 from core.tokens import hash_token
 from integrations.models import (
@@ -60,6 +61,21 @@ class SessionUnusable(Exception):
 SPENT_SESSION_GRACE = timedelta(minutes=15)
 
 
+def _session_by_token_hash(token_hash: str) -> QuerySet[ConnectSession]:
+    allowlist = ConnectSession.apps.through.objects.filter(connectsession_id=OuterRef("pk"))
+    return (
+        ConnectSession.objects.select_related("tenant", "end_user", "deployment")
+        .annotate(has_app_allowlist=Exists(allowlist))
+        .filter(token_hash=token_hash)
+    )
+
+
+# Every modal request starts with it: compiled once (core/prepared.py), one indexed query.
+_session_lookup = PreparedRead(
+    _session_by_token_hash, token_hash=ConnectSession._meta.get_field("token_hash")
+)
+
+
 def connect_session_for_token(*, token: str | None, from_page: bool = False) -> ConnectSession:
     """The usable session for ``token``, or SessionUnusable saying why not.
 
@@ -70,13 +86,8 @@ def connect_session_for_token(*, token: str | None, from_page: bool = False) -> 
         raise SessionUnusable(SessionProblem.MISSING)
     if len(token) > 100:
         raise SessionUnusable(SessionProblem.UNKNOWN)
-    allowlist = ConnectSession.apps.through.objects.filter(connectsession_id=OuterRef("pk"))
-    session = (
-        ConnectSession.objects.select_related("tenant", "end_user", "deployment")
-        .annotate(has_app_allowlist=Exists(allowlist))
-        .filter(token_hash=hash_token(token))
-        .first()
-    )
+    found = _session_lookup.run(token_hash=hash_token(token))
+    session = found[0] if found else None
     if session is None:
         raise SessionUnusable(SessionProblem.UNKNOWN)
     if session.revoked_at is not None:
@@ -299,18 +310,15 @@ LISTED_APP_FIELDS = (
     "icon_file_type",
     "auth_type",
 )
+# What the list shows of an account (its compact line); the rest would only cost parsing.
 LISTED_CREDENTIAL_FIELDS = (
     "id",
     "tenant_id",
     "end_user_id",
     "app_id",
+    "status",
     "label",
     "identity",
-    "status",
-    "last_verified_at",
-    "last_verification_error",
-    "created_at",
-    "updated_at",
 )
 
 
@@ -329,14 +337,27 @@ def app_search_matches(query: str, *, name: str, slug: str, description: str) ->
     )
 
 
+def _end_user_credentials(tenant_id, end_user_id) -> QuerySet[Credential]:
+    return (
+        Credential.objects.filter(tenant_id=tenant_id, end_user_id=end_user_id)
+        .only(*LISTED_CREDENTIAL_FIELDS)
+        .order_by("created_at", "pk")
+    )
+
+
+_end_user_credentials_read = PreparedRead(
+    _end_user_credentials,
+    tenant_id=Credential._meta.get_field("tenant"),
+    end_user_id=Credential._meta.get_field("end_user"),
+)
+
+
 def credentials_by_app_for_session(*, session: ConnectSession) -> dict[int, list[Credential]]:
     """The end user's accounts, oldest first, by app id: one query on an indexed column,
     never cached (an account's state changes outside any request)."""
     by_app: dict[int, list[Credential]] = defaultdict(list)
-    credentials = (
-        Credential.objects.filter(tenant_id=session.tenant_id, end_user_id=session.end_user_id)
-        .only(*LISTED_CREDENTIAL_FIELDS)
-        .order_by("created_at", "pk")
+    credentials = _end_user_credentials_read.run(
+        tenant_id=session.tenant_id, end_user_id=session.end_user_id
     )
     for credential in credentials:
         by_app[credential.app_id].append(credential)
