@@ -111,30 +111,57 @@ def credential_get(*, tenant: Tenant, credential_id) -> Credential | None:
     )
 
 
-def credential_get_for_app(*, tenant: Tenant, app_slug: str, credential_id) -> Credential | None:
-    """The tenant's credential when it is an account of the app the tenant means by ``app_slug``.
-
-    One query (the proxy's hot path): the credential with its app and end user, and whether a
-    tenant's own app shadows the catalog app of the same slug (then the slug means the
-    tenant's app, as in ``app_get_for_tenant``). None when any of it does not hold.
-    """
-    try:
-        credential_id = UUID(str(credential_id))
-    except ValueError:
-        return None
-    own_app = App.objects.filter(tenant=tenant, slug=app_slug, is_enabled=True)
-    credential = (
+def _credential_for_app(
+    *, credential_id, tenant_id, app_tenant_id, shadow_tenant_id, app_slug, shadow_slug
+) -> QuerySet[Credential]:
+    # Each value once in the SQL (core/prepared.py puts it back in its place): the caller
+    # passes the tenant three times and the slug twice.
+    own_app = App.objects.filter(tenant_id=shadow_tenant_id, slug=shadow_slug, is_enabled=True)
+    return (
         Credential.objects.select_related("app", "end_user")
         .filter(
-            Q(app__tenant__isnull=True) | Q(app__tenant=tenant),
-            tenant=tenant,
+            Q(app__tenant__isnull=True) | Q(app__tenant_id=app_tenant_id),
+            tenant_id=tenant_id,
             pk=credential_id,
             app__slug=app_slug,
             app__is_enabled=True,
         )
         .annotate(shadowed=Exists(own_app.exclude(pk=OuterRef("app_id"))))
-        .first()
     )
+
+
+# The proxy's and the workflow steps' hot read: compiled once (core/prepared.py).
+_credential_for_app_read = PreparedRead(
+    _credential_for_app,
+    credential_id=Credential._meta.pk,
+    tenant_id=Credential._meta.get_field("tenant"),
+    app_tenant_id=App._meta.get_field("tenant"),
+    shadow_tenant_id=App._meta.get_field("tenant"),
+    app_slug=App._meta.get_field("slug"),
+    shadow_slug=App._meta.get_field("slug"),
+)
+
+
+def credential_get_for_app(*, tenant: Tenant, app_slug: str, credential_id) -> Credential | None:
+    """The tenant's credential when it is an account of the app the tenant means by ``app_slug``.
+
+    One query (the proxy's hot path, compiled once): the credential with its app and end user,
+    and whether a tenant's own app shadows the catalog app of the same slug (then the slug means
+    the tenant's app, as in ``app_get_for_tenant``). None when any of it does not hold.
+    """
+    try:
+        credential_id = UUID(str(credential_id))
+    except ValueError:
+        return None
+    found = _credential_for_app_read.run(
+        credential_id=credential_id,
+        tenant_id=tenant.pk,
+        app_tenant_id=tenant.pk,
+        shadow_tenant_id=tenant.pk,
+        app_slug=app_slug,
+        shadow_slug=app_slug,
+    )
+    credential = found[0] if found else None
     if credential is None or credential.shadowed:
         return None
     credential.tenant = tenant

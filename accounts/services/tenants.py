@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Tenant, TenantApiKey
+from core.prepared import PreparedRead
 from core.tokens import hash_token
 from core.vault import open_secret, seal_secret
 
@@ -77,17 +78,24 @@ def tenant_api_key_revoke(*, api_key: TenantApiKey) -> TenantApiKey:
     return api_key
 
 
+def _active_key(*, prefix: str):
+    return TenantApiKey.objects.select_related("tenant").filter(
+        prefix=prefix, revoked_at__isnull=True
+    )
+
+
+# Every API call starts with it: compiled once (core/prepared.py), one indexed query.
+_api_key_by_prefix = PreparedRead(_active_key, prefix=TenantApiKey._meta.get_field("prefix"))
+
+
 def tenant_api_key_authenticate(*, plaintext: str) -> TenantApiKey | None:
     """The active key matching ``plaintext``, compared in constant time, or None."""
     # Keys look like cp_sk_<12 hex, the indexed public part>_<secret>.
     prefix = plaintext[: len(API_KEY_PREFIX) + 12]
     if not plaintext.startswith(API_KEY_PREFIX) or plaintext[len(prefix) : len(prefix) + 1] != "_":
         return None
-    api_key = (
-        TenantApiKey.objects.select_related("tenant")
-        .filter(prefix=prefix, revoked_at__isnull=True)
-        .first()
-    )
+    found = _api_key_by_prefix.run(prefix=prefix)
+    api_key = found[0] if found else None
     if api_key is None or not hmac.compare_digest(hash_token(plaintext), api_key.key_hash):
         return None
     now = timezone.now()
