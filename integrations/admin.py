@@ -448,7 +448,10 @@ class ConnectCheckMixin:
     (app_problems_for_flows: the modal's own connectability rule)."""
 
     def _flows_of(self, obj):
-        raise NotImplementedError
+        # A flow checks itself; a deployment, the published flows the modal offers from it.
+        if isinstance(obj, Deployment):
+            return obj.flows.filter(status=Flow.Status.PUBLISHED)
+        return Flow.objects.filter(pk=obj.pk)
 
     def _problems(self, obj):
         if obj is None or obj.pk is None:
@@ -532,9 +535,6 @@ class FlowAdmin(ConnectCheckMixin, TenantScopedAdmin):
             # now), as the publish action would.
             flow_version_current(flow=flow, actor=Actor.staff(request.user))
 
-    def _flows_of(self, obj):
-        return Flow.objects.filter(pk=obj.pk)
-
 
 @admin.register(Deployment)
 class DeploymentAdmin(ConnectCheckMixin, TenantScopedAdmin):
@@ -542,9 +542,6 @@ class DeploymentAdmin(ConnectCheckMixin, TenantScopedAdmin):
     list_filter = ["is_active", "tenant"]
     filter_horizontal = ["flows"]
     readonly_fields = ["connect_check"]
-
-    def _flows_of(self, obj):
-        return obj.flows.filter(status=Flow.Status.PUBLISHED)
 
 
 class InstallationCredentialInline(TenantScopedInline):
