@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -46,3 +47,19 @@ def expect(locator):
     from playwright.sync_api import expect as playwright_expect
 
     return playwright_expect(locator)
+
+
+class HostPage(BaseHTTPRequestHandler):
+    """The embedding product, on another site (127.0.0.1 while the modal is on localhost): it
+    serves ``HostPage.body``, which a test sets (the ``host_server`` fixture runs it)."""
+
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args) -> None:
+        pass

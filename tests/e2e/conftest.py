@@ -4,12 +4,14 @@ sandbox world under live_server. A module that needs another setup defines its o
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from tests.connect.helpers import World, build_world
-from tests.e2e.browser import ARGS, CHROMIUM, TIMEOUT_MS
+from tests.e2e.browser import ARGS, CHROMIUM, TIMEOUT_MS, HostPage
 
 # Playwright's sync API runs an event loop in this thread; the test's own database work is
 # synchronous and safe.
@@ -46,3 +48,14 @@ def page(browser, transactional_db):
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture
+def host_server():
+    """A local site for the embedding product's page (``HostPage.body``)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HostPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

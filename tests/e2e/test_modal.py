@@ -3,9 +3,6 @@ meets it: against live_server and the sandbox provider, popups and iframes inclu
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from integrations.models import Credential, Installation, Workflow
@@ -16,6 +13,7 @@ from tests.e2e.browser import (
     ARTIFACTS,
     COOKIE_PROBE,
     TIMEOUT_MS,
+    HostPage,
     cookie_blocking_context,
     expect,
 )
@@ -215,31 +213,6 @@ def test_blocked_popups_fall_back_to_a_full_page_redirect_that_comes_back(page, 
     expect(page.locator("#portal-prompt")).to_be_hidden()  # the SDK hides our prompt
 
 
-class _HostPage(BaseHTTPRequestHandler):
-    """The embedding product, on another site (127.0.0.1 while the modal is on localhost)."""
-
-    body = b""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def host_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _HostPage)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 HOST_PAGE = """<!doctype html><html><head><title>Acme</title></head><body>
 <h1>Acme product</h1>
 <iframe id="portal" title="Connect your accounts" src="{src}" width="900" height="760"></iframe>
@@ -268,7 +241,7 @@ def _host(host_server, live_server, world, **params) -> str:
     query = "&".join(
         f"{key}={value}" for key, value in {"embed_origin": host_origin, **params}.items()
     )
-    _HostPage.body = HOST_PAGE.format(src=f"{live_server.url}{world.modal_url()}?{query}").encode()
+    HostPage.body = HOST_PAGE.format(src=f"{live_server.url}{world.modal_url()}?{query}").encode()
     return host_origin + "/"
 
 
@@ -363,7 +336,7 @@ def test_the_modal_opened_as_a_popup_by_the_tenants_page_posts_its_events_to_the
 ):
     host_origin = f"http://127.0.0.1:{host_server.server_port}"
     src = f"{live_server.url}{framed_world.modal_url()}?embed_origin={host_origin}"
-    _HostPage.body = POPUP_HOST_PAGE.format(src=src).encode()
+    HostPage.body = POPUP_HOST_PAGE.format(src=src).encode()
     context = browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
     try:
@@ -415,7 +388,7 @@ def test_without_an_allowed_embed_origin_the_modal_posts_nothing(
     browser, live_server, host_server, framed_world
 ):
     src = f"{live_server.url}{framed_world.modal_url()}?embed_origin=https%3A%2F%2Fevil.example"
-    _HostPage.body = HOST_PAGE.format(src=src).encode()
+    HostPage.body = HOST_PAGE.format(src=src).encode()
     context = browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
     try:

@@ -5,9 +5,7 @@ cross-site iframe with third-party cookies blocked. Screenshots go to test-artif
 from __future__ import annotations
 
 import re
-import threading
 import tomllib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,36 +16,13 @@ from integrations.services.oauth_clients import oauth_client_set
 from sandbox.catalog import SANDBOX_API_KEY, SANDBOX_BASIC, SANDBOX_OAUTH
 from tests import factories
 from tests.connect.helpers import World, build_world
-from tests.e2e.browser import ARTIFACTS, cookie_blocking_context, expect
+from tests.e2e.browser import ARTIFACTS, HostPage, cookie_blocking_context, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 UNCONFIGURED = {"hubspot", "salesforce"}
 CATALOG_SLUGS = {entry["slug"] for entry in tomllib.loads(CATALOG_PATH.read_text())["apps"]}
 SANDBOX_SLUGS = {SANDBOX_OAUTH, SANDBOX_API_KEY, SANDBOX_BASIC}
-
-
-class _HostPage(BaseHTTPRequestHandler):
-    body = b""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def host_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _HostPage)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
@@ -72,7 +47,7 @@ def catalog_world(live_server, settings, host_server, transactional_db) -> World
 def framed(host_server, live_server, path: str) -> str:
     host_origin = f"http://127.0.0.1:{host_server.server_port}"
     src = f"{live_server.url}{path}?embed_origin={host_origin}"
-    _HostPage.body = (
+    HostPage.body = (
         f'<!doctype html><html lang="en"><head><title>Host</title></head><body>'
         f'<iframe id="portal" title="Connect your accounts" src="{src}" width="1000" '
         f'height="800"></iframe></body></html>'
@@ -341,7 +316,7 @@ def test_the_sdk_locale_option_chooses_the_language_inside_a_cross_site_iframe(
         page = context.new_page()
         host_origin = f"http://127.0.0.1:{host_server.server_port}"
         src = f"{live_server.url}{catalog_world.modal_url()}?embed_origin={host_origin}&locale=nl"
-        _HostPage.body = (
+        HostPage.body = (
             f'<!doctype html><html lang="en"><head><title>Host</title></head><body>'
             f'<iframe id="portal" title="Koppel" src="{src}" width="1000" height="800">'
             f"</iframe></body></html>"
