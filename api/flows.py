@@ -111,7 +111,10 @@ def _flow_or_404(request: HttpRequest, flow_id: UUID) -> Flow:
     summary="Get a flow with its workflows",
 )
 def get_flow(request: HttpRequest, flow_id: UUID):
-    return flow_list(tenant=request.tenant).get(pk=_flow_or_404(request, flow_id).pk)
+    flow = flow_list(tenant=request.tenant).filter(pk=flow_id).first()
+    if flow is None:
+        raise NotFound(f"No flow {flow_id}.", code="flow_not_found")
+    return flow
 
 
 @router.post(

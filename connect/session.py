@@ -69,11 +69,20 @@ class Embed:
         return urlencode(self.params())
 
 
+def _embed_source(request: HttpRequest) -> QueryDict:
+    """Where the embedding parameters ride: the query, else the modal's header."""
+    if any(key in request.GET for key in EMBED_PARAMS):
+        return request.GET
+    return QueryDict(request.headers.get(EMBED_HEADER, "")[:1000])
+
+
 def embed_for(request: HttpRequest) -> Embed:
-    """``embed_origin`` counts only when it is one of the tenant's allowed origins."""
-    source = request.GET
-    if not any(key in source for key in EMBED_PARAMS):
-        source = QueryDict(request.headers.get(EMBED_HEADER, "")[:1000])
+    """``embed_origin`` counts only when it is one of the tenant's allowed origins. Read once
+    per request (several steps of a modal request ask)."""
+    cached = getattr(request, "_portal_embed", None)
+    if cached is not None:
+        return cached
+    source = _embed_source(request)
     origin = ""
     raw = source.get("embed_origin", "")
     if raw:
@@ -84,12 +93,13 @@ def embed_for(request: HttpRequest) -> Embed:
         if normalised and normalised in request.connect_session.tenant.allowed_origins:
             origin = normalised
     close_button = source.get("close_button", "")
-    return Embed(
+    request._portal_embed = Embed(
         origin=origin,
         hide_prompt=source.get("hide_prompt") == "1",
         locale=supported_language(source.get("locale", "")),
         close_button=close_button if close_button in {"0", "1"} else "",
     )
+    return request._portal_embed
 
 
 def supported_language(code: str) -> str:
@@ -106,7 +116,11 @@ def modal_language(request: HttpRequest, session=None) -> str:
     """The SDK's ``locale`` option, else the session's ``locale``, else the browser's
     Accept-Language, else English."""
     if session is not None:
-        chosen = embed_for(request).locale or supported_language(session.locale)
+        # Only the locale: a page outside the session's views (the OAuth callback) has no
+        # connect session on the request to check an embedding origin against.
+        chosen = supported_language(_embed_source(request).get("locale", "")) or (
+            supported_language(session.locale)
+        )
         if chosen:
             return chosen
     return translation.get_language_from_request(request)

@@ -8,6 +8,8 @@ this module writes is built from them alone.
 
 from __future__ import annotations
 
+import functools
+
 from integrations.models import ConnectSession
 
 AA = 4.5
@@ -75,6 +77,7 @@ def _mix(colour: str, towards: str, amount: float) -> str:
     return _hex(tuple(x + (y - x) * amount for x, y in zip(a, b, strict=True)))
 
 
+@functools.lru_cache(maxsize=256)  # every modal render asks; the answer depends on these alone
 def accent_for(colour: str, backgrounds: tuple[str, ...], minimum: float = AA) -> str:
     """``colour`` as it is when it reads at ``minimum`` on every background, else the nearest
     shade (mixed towards black on light backgrounds, towards white on dark ones) that does."""

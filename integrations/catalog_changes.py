@@ -26,8 +26,10 @@ covers the writes that exist).
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterable
+from contextlib import contextmanager
 
 from django.apps import AppConfig, apps
 from django.db.models.signals import m2m_changed, post_delete, post_save
@@ -36,8 +38,35 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 # integrations/apps.py, before the models can be.
 
 
+_batch = threading.local()
+
+
+@contextmanager
+def catalog_changes_batched():
+    """Inside it, writes only note which tenants changed; one update moves them all at the end
+    (the catalog loader saves many catalog apps, each of which would update every tenant)."""
+    if getattr(_batch, "pending", None) is not None:  # already batching: the outer one moves
+        yield
+        return
+    _batch.pending = set()
+    try:
+        yield
+        pending = _batch.pending
+    finally:
+        _batch.pending = None
+    if pending:
+        catalog_changed(tenant_ids=None if ALL in pending else pending)
+
+
+ALL = object()
+
+
 def catalog_changed(*, tenant_ids: Iterable | None) -> None:
     """Replace the catalog version of these tenants (of every tenant when None)."""
+    pending = getattr(_batch, "pending", None)
+    if pending is not None:
+        pending.update([ALL] if tenant_ids is None else tenant_ids)
+        return
     tenants = apps.get_model("accounts", "Tenant").objects.all()
     if tenant_ids is not None:
         ids = {tenant_id for tenant_id in tenant_ids if tenant_id is not None}

@@ -420,11 +420,13 @@ def app_get_for_tenant(*, tenant: Tenant, slug: str) -> App | None:
     return apps.order_by(F("tenant_id").asc(nulls_last=True)).first()
 
 
-def app_names(*, slugs: list[str]) -> list[str]:
-    """The names of the apps with these slugs (for a sentence; catalog and custom apps alike)."""
+def app_names(*, tenant_id, slugs: list[str]) -> list[str]:
+    """The names of the apps with these slugs as the tenant sees them (for a sentence: catalog
+    apps and the tenant's own, never another tenant's)."""
     if not slugs:
         return []
-    return sorted(set(App.objects.filter(slug__in=slugs).values_list("name", flat=True)))
+    apps = App.objects.filter(Q(tenant__isnull=True) | Q(tenant_id=tenant_id), slug__in=slugs)
+    return sorted(set(apps.values_list("name", flat=True)))
 
 
 def flow_get(*, tenant: Tenant, flow_id) -> Flow | None:

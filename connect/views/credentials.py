@@ -56,7 +56,7 @@ def _attention(flow, installation) -> str:
         f"“{(properties.get(name) or {}).get('title') or name}”"
         for name in missing.get("settings", [])
     )
-    apps = ", ".join(app_names(slugs=missing.get("apps", [])))
+    apps = ", ".join(app_names(tenant_id=flow.tenant_id, slugs=missing.get("apps", [])))
     if apps and settings:
         return say("needs_attention_both", flow=flow.name, apps=apps, settings=settings)
     if apps:

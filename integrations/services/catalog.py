@@ -15,6 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from integrations.catalog_changes import catalog_changes_batched
 from integrations.models import App
 
 CATALOG_PATH = Path(__file__).resolve().parent.parent / "catalog" / "apps.toml"
@@ -96,7 +97,7 @@ def catalog_load(*, path: Path | None = None) -> CatalogLoadResult:
     path = path or CATALOG_PATH
     entries = _read_entries(path)
     result = CatalogLoadResult()
-    with transaction.atomic():
+    with transaction.atomic(), catalog_changes_batched():
         for entry in entries:
             slug = entry["slug"]
             values = _app_values(entry)

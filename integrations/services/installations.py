@@ -435,9 +435,10 @@ def flow_publish(*, flow: Flow, actor: Actor) -> FlowVersion:
     installations = (
         Installation.objects.select_for_update(of=("self",))
         .filter(flow=flow)
-        .select_related("flow", "flow__tenant", "end_user", "tenant")
+        .select_related("end_user", "tenant")
     )
     for installation in installations:
+        installation.flow = flow  # the flow locked above: no read of it per installation
         _version_offer(installation, version, actor=actor)
     audit_record(
         tenant=flow.tenant,

@@ -33,7 +33,8 @@ from accounts.selectors import end_user_get
 from accounts.services.audit import Actor
 from core.conf import conf
 from core.errors import DomainError, Invalid, NotFound
-from core.redact import redact
+from core.redact import REDACTED, redact
+from core.validators import CONTROL_CHARACTERS
 from integrations.models import (
     Credential,
     Installation,
@@ -58,7 +59,6 @@ from integrations.services.workflows import workflow_apps
 
 logger = logging.getLogger(__name__)
 
-REDACTED = "[redacted]"
 # JSON keys whose values are secrets whatever the account: never kept in an excerpt.
 SECRET_KEYS = re.compile(
     r"(access_?token|refresh_?token|id_?token|api_?key|apikey|secret|password|passwd|"
@@ -323,11 +323,6 @@ class _StepFailed(Exception):
         self.step, self.code, self.message = step, code, message
 
 
-def redact_text(text: str, secret_values: tuple[str, ...]) -> str:
-    """``core.redact``: the values, their long pieces and token-shaped strings masked."""
-    return redact(text, secret_values)
-
-
 def redact_value(value: Any, secret_values: tuple[str, ...]) -> Any:
     """A JSON value with secret-named keys and the account's secret values masked."""
     if isinstance(value, (dict, list)) and not _needs_redaction(value, secret_values):
@@ -342,13 +337,13 @@ def redact_value(value: Any, secret_values: tuple[str, ...]) -> Any:
     if isinstance(value, list):
         return [redact_value(item, secret_values) for item in value]
     if isinstance(value, str):
-        return redact_text(value, secret_values)
+        return redact(value, secret_values)
     return value
 
 
 def _needs_redaction(value: Any, secret_values: tuple[str, ...]) -> bool:
     text = json.dumps(value, ensure_ascii=False)
-    return bool(SECRET_KEYS.search(text)) or redact_text(text, secret_values) != text
+    return bool(SECRET_KEYS.search(text)) or redact(text, secret_values) != text
 
 
 def _excerpt(parsed: Any, raw: bytes, secret_values: tuple[str, ...]) -> str:
@@ -360,7 +355,7 @@ def _excerpt(parsed: Any, raw: bytes, secret_values: tuple[str, ...]) -> str:
         text = json.dumps(parsed, ensure_ascii=False)
     else:
         text = raw[: limit * 4].decode("utf-8", "replace")
-    text = redact_text(text[: limit * 2], secret_values)
+    text = redact(text[: limit * 2], secret_values)
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -440,7 +435,7 @@ def _run_steps(
             raise _StepFailed(name, code, f"Step “{name}”: {exc}.") from None
         record.path = path[:1000]
         headers = {str(k): _as_text(v) for k, v in headers.items()}
-        unsafe = [k for k, v in headers.items() if any(ord(c) < 0x20 or ord(c) == 0x7F for c in v)]
+        unsafe = [k for k, v in headers.items() if CONTROL_CHARACTERS.search(v)]
         if unsafe:
             record.error_code = "invalid_step_input"
             record.error_message = f"Header {unsafe[0]} holds a control character."
@@ -482,7 +477,7 @@ def _run_steps(
             raise _StepFailed(name, exc.code, f"Step “{name}”: {exc.message}") from None
         record.duration_ms = round((time.monotonic() - started) * 1000)
         secrets.extend(result.secret_values)
-        secret_values = tuple(sorted(set(secrets), key=len, reverse=True))
+        secret_values = tuple(secrets)
         parsed = _parse(result.body, result.headers.get("Content-Type", ""))
         record.status_code = result.status_code
         record.response_excerpt = _excerpt(parsed, result.body, secret_values)
@@ -526,7 +521,7 @@ def workflow_run_execute(*, run_id: Any, actor: Actor | None = None) -> Workflow
     except _StepFailed as failure:
         run.status = WorkflowRun.Status.FAILED
         run.error_code, run.failed_step = failure.code, failure.step[:100]
-        run.error_message = redact_text(failure.message, _ordered(secrets))[:1000]
+        run.error_message = redact(failure.message, tuple(secrets))[:1000]
     except Exception:
         # A bug or an answer nothing foresaw: the run ends failed with what it did so far,
         # rather than staying "running" until the recovery sweep calls it interrupted.
@@ -540,13 +535,13 @@ def workflow_run_execute(*, run_id: Any, actor: Actor | None = None) -> Workflow
         )
     else:
         run.status = WorkflowRun.Status.SUCCEEDED
-        run.output = redact_value(output, _ordered(secrets))
+        run.output = redact_value(output, tuple(secrets))
     run.finished_at = timezone.now()
-    secret_values = _ordered(secrets)
+    secret_values = tuple(secrets)
     for record in recorded:
         # A path or a template error may quote a value taken from an earlier step's answer.
-        record.path = redact_text(record.path, secret_values)[:1000]
-        record.error_message = redact_text(record.error_message, secret_values)[:1000]
+        record.path = redact(record.path, secret_values)[:1000]
+        record.error_message = redact(record.error_message, secret_values)[:1000]
     with transaction.atomic():
         WorkflowRunStep.objects.bulk_create(recorded)
         # Only a run still running ends here: the recovery sweep may have given up on it.
@@ -574,10 +569,6 @@ def workflow_run_execute(*, run_id: Any, actor: Actor | None = None) -> Workflow
         f" ({run.error_code} at {run.failed_step or 'start'})" if run.error_code else "",
     )
     return run
-
-
-def _ordered(secrets: list[str]) -> tuple[str, ...]:
-    return tuple(sorted(set(secrets), key=len, reverse=True))
 
 
 def workflow_run_event_data(run: WorkflowRun) -> dict[str, Any]:

@@ -410,3 +410,15 @@ def test_reconnecting_an_account_that_was_removed_meanwhile_says_so(client, worl
     assert response.status_code == 422
     assert "That account is no longer connected" in response.content.decode()
     assert not OAuthAttempt.objects.exists()
+
+
+def test_embedding_parameters_on_the_callback_do_not_break_it(client, world, hx):
+    # The callback is not one of the session's views: it must not check an embedding origin
+    # against a session it has not loaded (that was a 500).
+    _, url = start(client, world, hx)
+    path, query = path_and_query(provider_answer(url, base_url=world.base_url))
+
+    response = client.get(path, {**query, "embed_origin": "https://x.test", "locale": "fr"})
+
+    assert response.status_code == 200
+    assert credentials(world).get().status == Credential.Status.ACTIVE
