@@ -25,6 +25,7 @@ from accounts.admin_scoping import TenantScopedAdmin, TenantScopedInline, reveal
 from accounts.models import AuditLogEntry, EndUser
 from accounts.selectors import audit_actor_names, end_user_display
 from accounts.services.audit import Actor
+from core.csp import csp_response_update
 from core.errors import Invalid
 from integrations.icons import MAX_UPLOAD_BYTES, app_icon, icon_digest, icon_upload_clean
 from integrations.models import (
@@ -135,6 +136,12 @@ class AppAdmin(TenantScopedAdmin):
         if icon.is_monogram:
             return f"A monogram: {icon.letters}"
         return format_html('<img src="{}" alt="" width="40" height="40">', icon.url)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        # The preview shows the icon link as the modal does, and an icon may be any https URL
+        # (the modal's policy allows the same, connect/session.py).
+        return csp_response_update(response, {"img-src": ["https:"]})
 
     fieldsets = [
         (

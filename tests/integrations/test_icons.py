@@ -22,6 +22,7 @@ from integrations.icons import (
 from integrations.models import App
 from sandbox.catalog import sandbox_catalog_apps_ensure
 from tests import factories
+from tests.policy import csp_directives
 
 HOSTILE_SVG = b"""<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
  viewBox="0 0 10 10" onload="alert(1)"><script>alert(2)</script><title>Ok</title>
@@ -166,3 +167,20 @@ def test_an_uploaded_icon_wins_over_the_link(db, tenant):
     app.refresh_from_db()
     assert app_icon(app).url.endswith("/abcdef0123456789.png")
     assert base64.b64encode(png)  # a real PNG was stored
+
+
+def test_the_admin_previews_an_https_icon_link_which_its_policy_lets_in(client, tenant):
+    staff = get_user_model().objects.create_user(
+        username="staff@acme.test", email="staff@acme.test", password="pw-123456789", is_staff=True
+    )
+    Membership.objects.create(user=staff, tenant=tenant, role=Membership.Role.ADMIN)
+    client.force_login(staff)
+    app = factories.make_api_key_app(
+        slug="linked", name="Linked", tenant=tenant, icon="https://cdn.acme.test/linked.png"
+    )
+    response = client.get(reverse("admin:integrations_app_change", args=[app.pk]))
+    assert b'<img src="https://cdn.acme.test/linked.png"' in response.content
+    assert "https:" in csp_directives(response["Content-Security-Policy"])["img-src"]
+    # Only that page: the rest of the admin keeps its own-origin images.
+    listing = client.get(reverse("admin:integrations_app_changelist"))
+    assert "https:" not in csp_directives(listing["Content-Security-Policy"])["img-src"]
