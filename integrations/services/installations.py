@@ -72,11 +72,11 @@ def _record(
     )
 
 
-def settings_validate(*, flow: Flow, settings: dict[str, Any]) -> dict[str, Any]:
+def settings_validate(*, schema: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     """Fill the schema's defaults, then validate; errors name each field."""
     if not isinstance(settings, dict):
         raise Invalid("Settings must be an object.", code="invalid_settings")
-    schema = flow.settings_schema or {}
+    schema = schema or {}
     values = settings_with_defaults(schema=schema, settings=settings)
     if schema:
         errors = {}
@@ -215,12 +215,13 @@ def installation_install(
             )
             return installation, False
 
+    version = flow_version_current(flow=flow, actor=actor)
     installation = Installation.objects.create(
         tenant_id=end_user.tenant_id,
         end_user=end_user,
         flow=flow,
-        flow_version=flow_version_current(flow=flow, actor=actor),
-        settings=settings_validate(flow=flow, settings=settings or {}),
+        flow_version=version,
+        settings=settings_validate(schema=version.settings_schema, settings=settings or {}),
     )
     installation.enabled_workflows.set(flow.workflows.filter(enabled_by_default=True))
     chosen = {credential.app_id: credential} if credential is not None else {}
@@ -300,9 +301,14 @@ def installation_update(
     enabled_workflows: list[str] | None = None,
     actor: Actor,
 ) -> Installation:
-    """Change settings (validated against the flow's schema) and which workflows run."""
+    """Change settings and which workflows run. Settings are validated against the version
+    the installation runs, or the one it is waiting to move to (not the flow's unpublished
+    draft)."""
+    _lock(installation)
     if settings is not None:
-        installation.settings = settings_validate(flow=installation.flow, settings=settings)
+        version = installation.pending_version or installation.flow_version
+        schema = version.settings_schema if version else installation.flow.settings_schema
+        installation.settings = settings_validate(schema=schema, settings=settings)
         installation.save(update_fields=["settings", "updated_at"])
     if enabled_workflows is not None:
         workflows = {wf.key: wf for wf in Workflow.objects.filter(flow=installation.flow)}
@@ -470,8 +476,17 @@ def _version_offer(installation: Installation, version: FlowVersion, *, actor: A
     )
 
 
+def _lock(installation: Installation) -> None:
+    """Lock the installation's row and read again what a publish may have changed meanwhile,
+    so a newer pending version offered by a concurrent publish is seen, not overwritten."""
+    Installation.objects.select_for_update().filter(pk=installation.pk).values_list("pk").first()
+    installation.refresh_from_db(fields=["flow_version", "pending_version", "needs_action"])
+
+
+@transaction.atomic
 def installation_pending_update_apply(*, installation: Installation, actor: Actor) -> bool:
     """Move the installation to its pending version once nothing is missing any more."""
+    _lock(installation)
     if installation.pending_version_id is None:
         return False
     version = installation.pending_version

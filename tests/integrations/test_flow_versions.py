@@ -10,9 +10,11 @@ import pytest
 from django.urls import reverse
 
 from accounts.services.audit import Actor
+from core.errors import Invalid
 from integrations.models import Event, FlowVersion, Installation, WorkflowRun
 from integrations.services.installations import (
     flow_publish,
+    installation_credential_replace,
     installation_install,
     installation_update,
 )
@@ -253,3 +255,45 @@ def test_publishing_in_the_admins_form_freezes_the_first_version_with_its_workfl
     assert version.number == 1 and set(version.workflows) == {"ping"}
     admin_client.post(url, data)  # saved again: no new version without the publish action
     assert FlowVersion.objects.filter(flow=flow).count() == 1
+
+
+def test_a_change_from_a_copy_read_before_a_publish_keeps_that_publishs_offer(
+    end_user, flow, installation
+):
+    # Version 2 waits for a "mail" account. The end user's request read the installation, then
+    # staff published version 3 (waiting for a "files" account too) before the request saved
+    # the mail account: the request must not move the installation to 2 and drop 3's offer.
+    mail = factories.make_api_key_app(slug="mail")
+    flow.apps.add(mail)
+    flow_publish(flow=flow, actor=SYSTEM)
+    stale = Installation.objects.select_related("flow", "end_user").get(pk=installation.pk)
+    assert stale.pending_version.number == 2
+    files = factories.make_api_key_app(slug="files")
+    flow.apps.add(files)
+    flow_publish(flow=flow, actor=SYSTEM)
+
+    account = factories.make_credential(end_user=end_user, app=mail)
+    installation_credential_replace(installation=stale, credential=account, actor=SYSTEM)
+
+    installation.refresh_from_db()
+    assert installation.flow_version.number == 1
+    assert installation.pending_version.number == 3
+    assert installation.needs_action == {"apps": ["files"], "settings": []}
+
+
+def test_settings_are_checked_against_the_installations_version_not_the_draft(flow, installation):
+    # An unpublished edit of the schema does not apply to installations yet.
+    flow.settings_schema = {
+        "type": "object",
+        "properties": {"tag": {"type": "integer"}},
+        "required": ["tag"],
+    }
+    flow.save()
+
+    installation_update(installation=installation, settings={"tag": "silver"}, actor=SYSTEM)
+
+    installation.refresh_from_db()
+    assert installation.settings == {"tag": "silver"}
+    with pytest.raises(Invalid) as refused:
+        installation_update(installation=installation, settings={"tag": 3}, actor=SYSTEM)
+    assert refused.value.code == "invalid_settings"
