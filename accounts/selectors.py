@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
 from accounts.models import AuditLogEntry, EndUser, Tenant, TenantApiKey
+from core.validators import is_uuid
 
 
 def end_user_get(*, tenant: Tenant, external_id: str) -> EndUser | None:
@@ -45,7 +45,7 @@ def audit_actor_names(
     if prefixes := wanted.get(Type.API_KEY):
         for key in TenantApiKey.objects.filter(prefix__in=prefixes, **scope):
             names[(Type.API_KEY, key.prefix)] = f"API key “{key.name}” ({key.prefix}…)"
-    end_user_ids = [actor for actor in wanted.get(Type.END_USER, ()) if _is_uuid(actor)]
+    end_user_ids = [actor for actor in wanted.get(Type.END_USER, ()) if is_uuid(actor)]
     for end_user in EndUser.objects.filter(pk__in=end_user_ids, **scope):
         names[(Type.END_USER, str(end_user.pk))] = end_user_display(end_user)
     for actor_type, actors in wanted.items():
@@ -65,11 +65,3 @@ def _unknown_actor(actor_type: str, actor: str) -> str:
     known = actor_type in AuditLogEntry.ActorType.values
     label = AuditLogEntry.ActorType(actor_type).label if known else actor_type
     return f"{label} (deleted)" if actor else label
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True

@@ -2,6 +2,7 @@
 embedding origins, redirect URIs."""
 
 import re
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +26,15 @@ TEXT_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # The same rules as JSON Schema patterns, for the OpenAPI schema to say what is checked.
 NO_CONTROL_CHARACTERS_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+
+
+def is_uuid(value: Any) -> bool:
+    """Whether ``value`` reads as a UUID (an id a lookup may be given without a database error)."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def validate_no_control_characters(value: str, *, text: bool = False) -> str:

@@ -27,6 +27,7 @@ from accounts.selectors import audit_actor_names, end_user_display
 from accounts.services.audit import Actor
 from core.csp import csp_response_update
 from core.errors import Invalid
+from core.validators import is_uuid
 from integrations.icons import MAX_UPLOAD_BYTES, app_icon, icon_digest, icon_upload_clean
 from integrations.models import (
     App,
@@ -52,7 +53,6 @@ from integrations.selectors import (
     audit_entry_subjects,
     end_user_timeline,
     event_subjects,
-    is_uuid,
 )
 from integrations.services.connect_sessions import connect_session_revoke
 from integrations.services.credentials import (

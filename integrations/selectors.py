@@ -20,6 +20,7 @@ from accounts.selectors import audit_actor_names
 from core.prepared import PreparedRead
 from core.redact import redact
 from core.tokens import hash_token
+from core.validators import is_uuid
 from integrations.models import (
     App,
     ConnectSession,
@@ -761,14 +762,6 @@ def event_subjects(*, events: list[Event]) -> dict[UUID, EventSubject]:
             credential_exists=credential is not None,
         )
     return subjects
-
-
-def is_uuid(value) -> bool:
-    try:
-        UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
