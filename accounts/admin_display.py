@@ -12,8 +12,6 @@ from __future__ import annotations
 from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest
 
-from accounts.admin_scoping import staff_tenant_ids
-
 
 class ResultsLookupMixin:
     def lookup_results(self, request: HttpRequest, results: list) -> None:
@@ -29,11 +27,3 @@ class ResultsLookupMixin:
                 model_admin.lookup_results(request, self.result_list)
 
         return LookupChangeList
-
-
-def list_display_without_tenant(request: HttpRequest, list_display) -> list:
-    """A staff member of one tenant needs no tenant column: every row is that tenant's."""
-    tenant_ids = staff_tenant_ids(request)
-    if tenant_ids is None or len(tenant_ids) > 1:
-        return list(list_display)
-    return [column for column in list_display if column != "tenant"]

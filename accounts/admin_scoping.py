@@ -214,6 +214,14 @@ class TenantScopedAdmin(StaffChoicesMixin, admin.ModelAdmin):
     def get_list_filter(self, request: HttpRequest):
         return [scoped_list_filter(entry) for entry in super().get_list_filter(request)]
 
+    def get_list_display(self, request: HttpRequest):
+        """A staff member of one tenant needs no tenant column: every row is that tenant's."""
+        list_display = super().get_list_display(request)
+        tenant_ids = staff_tenant_ids(request)
+        if tenant_ids is None or len(tenant_ids) > 1:
+            return list_display
+        return [column for column in list_display if column != "tenant"]
+
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None):
         try:
             obj = super().get_object(request, object_id, from_field)

@@ -19,7 +19,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 from django.utils.translation import ngettext
 
-from accounts.admin_display import ResultsLookupMixin, list_display_without_tenant
+from accounts.admin_display import ResultsLookupMixin
 from accounts.admin_json import JsonEditorField, JsonProblem
 from accounts.admin_scoping import TenantScopedAdmin, TenantScopedInline, reveal_once_response
 from accounts.models import AuditLogEntry, EndUser
@@ -640,9 +640,6 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
     list_filter = ["is_active", "tenant"]
     fields = ["tenant", "url", "description", "is_active", "event_types", "secret_status"]
 
-    def get_list_display(self, request):
-        return list_display_without_tenant(request, super().get_list_display(request))
-
     @admin.display(description="Event types")
     def event_types_summary(self, obj):
         if not obj.event_types:
@@ -726,9 +723,6 @@ class EventAdmin(ResultsLookupMixin, ReadOnlyMixin, TenantScopedAdmin):
         for event in results:
             event.subject = subjects[event.pk]
 
-    def get_list_display(self, request):
-        return list_display_without_tenant(request, super().get_list_display(request))
-
     def _subject(self, obj):
         if not hasattr(obj, "subject"):
             self.lookup_results(None, [obj])
@@ -801,9 +795,6 @@ class AuditLogEntryAdmin(ResultsLookupMixin, ReadOnlyMixin, TenantScopedAdmin):
         for entry in results:
             entry.actor_name = names[(entry.actor_type, entry.actor)]
             entry.subject = subjects[entry.pk]
-
-    def get_list_display(self, request):
-        return list_display_without_tenant(request, super().get_list_display(request))
 
     def _looked_up(self, obj):
         if not hasattr(obj, "subject"):
@@ -1099,9 +1090,6 @@ class ConnectSessionAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-    def get_list_display(self, request):
-        return list_display_without_tenant(request, super().get_list_display(request))
 
     @admin.display(description="State", ordering="expires_at")
     def state(self, obj):

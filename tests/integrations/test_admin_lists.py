@@ -101,10 +101,34 @@ def test_the_audit_log_shows_each_actor_readably_and_no_uuid(client, tenant, sta
     assert not UUID.search(_results_text(page))
 
 
-def test_a_single_tenants_staff_see_no_tenant_column(client, tenant, staff):
+TENANT_COLUMN_LISTS = [
+    "admin:accounts_auditlogentry_changelist",
+    "admin:integrations_event_changelist",
+    "admin:integrations_app_changelist",
+    "admin:integrations_flow_changelist",
+    "admin:integrations_deployment_changelist",
+    "admin:integrations_installation_changelist",
+    "admin:integrations_credential_changelist",
+    "admin:accounts_enduser_changelist",
+    "admin:integrations_connectsession_changelist",
+    "admin:integrations_webhookendpoint_changelist",
+]
+
+
+def test_a_single_tenants_staff_see_no_tenant_column_on_any_list(client, tenant, staff):
     _connect(tenant, staff, 1)
+    for url_name in TENANT_COLUMN_LISTS:
+        response = client.get(reverse(url_name))
+        assert response.status_code == 200, url_name
+        assert "column-tenant" not in response.content.decode(), url_name
+
+
+def test_a_superuser_sees_which_tenant_each_row_is(client, tenant, staff):
+    _connect(tenant, staff, 1)
+    staff.is_superuser = True
+    staff.save()
     page = client.get(reverse("admin:accounts_auditlogentry_changelist")).content.decode()
-    assert "column-tenant" not in page
+    assert "column-tenant" in page
 
 
 def test_another_tenants_entries_and_events_are_not_listed(client, tenant, other_tenant, staff):
