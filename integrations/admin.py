@@ -425,10 +425,11 @@ class WorkflowRunAdmin(ReadOnlyMixin, TenantScopedAdmin):
         started, refused = 0, []
         runs = queryset.select_related("workflow", "installation", "installation__end_user")
         for run in runs:
-            if run.status != WorkflowRun.Status.FAILED or not self.has_rerun_permission(
-                request, run
-            ):
-                refused.append(f"{run.pk}: only a failed run is re-run")
+            if not self.has_rerun_permission(request, run):
+                refused.append(f"{run.pk}: you may not re-run this tenant's runs")
+                continue
+            if run.status != WorkflowRun.Status.FAILED:
+                refused.append(f"{run.pk}: only a failed run is re-run (this one {run.status})")
                 continue
             try:
                 workflow_run_rerun(run=run)

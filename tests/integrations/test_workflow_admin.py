@@ -193,3 +193,18 @@ def test_staff_issue_an_installations_trigger_url_shown_once_and_stored_hashed(s
     listing = staff.get(reverse("admin:integrations_workflowtrigger_changelist"))
     assert listing.status_code == 200
     assert token not in listing.content.decode()
+
+
+def test_re_running_a_run_that_did_not_fail_says_so_and_starts_nothing(staff, world):
+    run = _failed_run(world)
+    WorkflowRun.objects.filter(pk=run.pk).update(status=WorkflowRun.Status.SUCCEEDED)
+
+    response = staff.post(
+        reverse("admin:integrations_workflowrun_changelist"),
+        {"action": "rerun", "_selected_action": [str(run.pk)]},
+        follow=True,
+    )
+
+    said = [str(message) for message in response.context["messages"]]
+    assert said == [f"{run.pk}: only a failed run is re-run (this one succeeded)"]
+    assert not WorkflowRun.objects.filter(rerun_of=run).exists()
