@@ -126,7 +126,9 @@ def get_flow(request: HttpRequest, flow_id: UUID):
         "next version and marks it published. Each installation moves to the new version at "
         "once when it needs nothing new (`installation.updated`); one that lacks an account for "
         "a new app or a value for a new required setting stays on its version, runs it, and "
-        "waits for its user (`installation.needs_update`; the modal shows what is missing)."
+        "waits for its user (`installation.needs_update`; the modal shows what is missing). "
+        "A workflow that could not run with the flow as it is now (a step calling an app since "
+        "removed from the flow) refuses the publish: 422 `workflow_invalid`, naming it."
     ),
 )
 def publish_flow(request: HttpRequest, flow_id: UUID):

@@ -63,7 +63,11 @@ from integrations.services.credentials import (
 )
 from integrations.services.end_users import end_user_delete
 from integrations.services.events import EVENT_TYPES
-from integrations.services.installations import flow_publish, flow_version_current
+from integrations.services.installations import (
+    flow_publish,
+    flow_version_current,
+    flow_workflows_check,
+)
 from integrations.services.jobs import verification_enqueue
 from integrations.services.oauth_clients import oauth_client_secret_set
 from integrations.services.verification import (
@@ -527,7 +531,11 @@ class FlowAdmin(ConnectCheckMixin, TenantScopedAdmin):
         for flow in queryset:
             if not self.has_change_permission(request, flow):
                 continue
-            version = flow_publish(flow=flow, actor=Actor.staff(request.user))
+            try:
+                version = flow_publish(flow=flow, actor=Actor.staff(request.user))
+            except Invalid as problem:
+                self.message_user(request, problem.message, messages.ERROR)
+                continue
             waiting = Installation.objects.filter(pending_version=version).count()
             self.message_user(
                 request,
@@ -540,7 +548,14 @@ class FlowAdmin(ConnectCheckMixin, TenantScopedAdmin):
         flow = form.instance
         if flow.status == Flow.Status.PUBLISHED and not flow.versions.exists():
             # Published in the form: freeze the first version (apps and workflows saved by
-            # now), as the publish action would.
+            # now), as the publish action would, unless a workflow could not run.
+            try:
+                flow_workflows_check(flow)
+            except Invalid as problem:
+                flow.status = Flow.Status.DRAFT
+                flow.save(update_fields=["status", "updated_at"])
+                self.message_user(request, f"Saved as a draft. {problem.message}", messages.ERROR)
+                return
             flow_version_current(flow=flow, actor=Actor.staff(request.user))
 
 

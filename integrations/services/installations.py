@@ -32,6 +32,7 @@ from integrations.models import (
     Workflow,
 )
 from integrations.services.events import event_emit
+from integrations.services.workflows import workflow_definition_check
 
 
 def installation_event_data(installation: Installation, **extra: Any) -> dict[str, Any]:
@@ -422,14 +423,43 @@ def _move(installation: Installation, version: FlowVersion, *, actor: Actor) -> 
 
 def flow_version_current(*, flow: Flow, actor: Actor) -> FlowVersion:
     """The flow's newest version. A flow marked published without one (seeded, or set in the
-    admin's form before publishing went through versions) gets its first version now, so every
-    installation, and every run, has a version."""
-    return flow.versions.order_by("-number").first() or flow_publish(flow=flow, actor=actor)
+    admin's form before publishing went through versions) gets its first version now, as it
+    is, so every installation, and every run, has a version."""
+    return flow.versions.order_by("-number").first() or _version_freeze(flow=flow, actor=actor)
+
+
+def flow_workflows_check(flow: Flow) -> None:
+    """Raise Invalid, naming the workflow and its step, when a workflow cannot run with the
+    flow as it is now (a step calls an app since removed from the flow, say)."""
+    for workflow in flow.workflows.all():
+        try:
+            workflow_definition_check(
+                flow=flow,
+                input_schema=workflow.input_schema,
+                steps=workflow.steps,
+                response=workflow.response,
+            )
+        except Invalid as problem:
+            raise Invalid(
+                f"“{flow.name}” cannot be published: its workflow “{workflow.name}” "
+                f"({workflow.key}) would not run: {problem.message}. Fix the workflow or the "
+                "flow's apps, then publish again.",
+                code="workflow_invalid",
+                fields={f"workflows.{workflow.key}": problem.message},
+            ) from None
 
 
 @transaction.atomic
 def flow_publish(*, flow: Flow, actor: Actor) -> FlowVersion:
-    """Freeze the flow as its next version and move or mark each installation."""
+    """Check every workflow, then freeze the flow as its next version and move or mark each
+    installation."""
+    Flow.objects.select_for_update().filter(pk=flow.pk).first()
+    flow_workflows_check(flow)
+    return _version_freeze(flow=flow, actor=actor)
+
+
+@transaction.atomic
+def _version_freeze(*, flow: Flow, actor: Actor) -> FlowVersion:
     Flow.objects.select_for_update().filter(pk=flow.pk).first()
     latest = flow.versions.order_by("-number").first()
     version = FlowVersion.objects.create(

@@ -119,3 +119,16 @@ def test_an_unknown_flow_is_a_404_and_publishes_nothing(api, other_tenant, crm):
         assert response.status_code == 404
         assert error_of(response)["code"] == "flow_not_found"
     assert not FlowVersion.objects.exists()
+
+
+def test_a_flow_whose_workflow_calls_a_removed_app_is_not_published(api, flow, crm):
+    # The workflow was saved while "crm" was one of the flow's apps; staff removed it since.
+    flow.apps.remove(crm)
+
+    response = api.post(f"/api/v1/flows/{flow.pk}/publish")
+
+    assert response.status_code == 422, response.content
+    error = error_of(response)
+    assert error["code"] == "workflow_invalid"
+    assert "add-note" in error["message"] and "crm" in error["message"]
+    assert not FlowVersion.objects.filter(flow=flow).exists()

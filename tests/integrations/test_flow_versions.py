@@ -257,6 +257,26 @@ def test_publishing_in_the_admins_form_freezes_the_first_version_with_its_workfl
     assert FlowVersion.objects.filter(flow=flow).count() == 1
 
 
+def test_publishing_in_the_form_a_flow_whose_workflow_cannot_run_saves_a_draft(
+    admin_client, flow, workflow
+):
+    flow.status = "draft"
+    flow.save()
+    url = reverse("admin:integrations_flow_change", args=[flow.pk])
+    data = _change_form_data(admin_client.get(url))
+    data["status"] = "published"
+    other = factories.make_api_key_app(slug="other")
+    data["apps"] = [str(other.pk)]  # the workflow's step calls "crm", no longer an app here
+
+    response = admin_client.post(url, data, follow=True)
+
+    said = " ".join(str(message) for message in response.context["messages"])
+    assert "Saved as a draft" in said and "ping" in said
+    flow.refresh_from_db()
+    assert flow.status == "draft"
+    assert not FlowVersion.objects.filter(flow=flow).exists()
+
+
 def test_a_change_from_a_copy_read_before_a_publish_keeps_that_publishs_offer(
     end_user, flow, installation
 ):

@@ -208,3 +208,19 @@ def test_re_running_a_run_that_did_not_fail_says_so_and_starts_nothing(staff, wo
     said = [str(message) for message in response.context["messages"]]
     assert said == [f"{run.pk}: only a failed run is re-run (this one succeeded)"]
     assert not WorkflowRun.objects.filter(rerun_of=run).exists()
+
+
+def test_publishing_a_flow_whose_workflow_cannot_run_says_why_and_freezes_nothing(staff, world):
+    flow = world["workflow"].flow
+    versions = flow.versions.count()
+    flow.apps.clear()
+
+    response = staff.post(
+        reverse("admin:integrations_flow_changelist"),
+        {"action": "publish", "_selected_action": [str(flow.pk)]},
+        follow=True,
+    )
+
+    said = " ".join(str(message) for message in response.context["messages"])
+    assert "cannot be published" in said and world["workflow"].key in said
+    assert flow.versions.count() == versions
