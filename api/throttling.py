@@ -2,7 +2,8 @@
 production).
 
 A fixed window per key: the first request of a window creates its counter, each request adds
-one atomically (``cache.incr``), so concurrent workers share one count without a lock. Over the
+one atomically (``count`` of ``core.cache``: one pipelined round trip to Redis), so concurrent
+workers share one count without a lock. Over the
 limit, the answer is 429 with ``Retry-After`` set to the seconds left in the window. The rate
 is ``PORTAL_API_RATE_LIMIT`` (default ``"1000/m"``), read on every request.
 
@@ -40,16 +41,25 @@ def rate_window_wait(bucket: str, rate: str) -> float | None:
     limit, period = parse_rate(rate)
     now = time.time()
     key = f"{bucket}:{period}:{int(now // period)}"
-    cache.add(key, 0, timeout=period + 1)
-    try:
-        count = cache.incr(key)
-    except ValueError:
-        # The counter expired between add and incr: this request starts the window.
-        cache.set(key, 1, timeout=period + 1)
-        count = 1
+    if hasattr(cache, "count"):
+        count = cache.count(key, period + 1)  # one round trip (core.cache)
+    else:
+        count = _count_add_incr(key, period + 1)
     if count <= limit:
         return None
     return max(1.0, math.ceil(period - now % period))
+
+
+def _count_add_incr(key: str, timeout: int) -> int:
+    """The count on a cache backend without ``count`` (the local-memory cache of dev and tests)."""
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:
+        # The counter expired between add and incr: this request starts the window.
+        cache.set(key, 1, timeout=timeout)
+        return 1
+
 
 
 class TenantKeyRateThrottle(BaseThrottle):

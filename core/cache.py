@@ -71,16 +71,21 @@ class FallbackRedisCache(RedisCache):
             {key: value for key, value in params.items() if key in ("TIMEOUT", "KEY_PREFIX")},
         )
         self._retry_at = 0.0
+        self._counting_client = None
 
     def ping(self) -> bool:
         """Ask Redis itself, never the fallback (readiness): raises when it is unreachable."""
         return self._cache.get_client(write=True).ping()
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return self._call_with(getattr(super(), name), name, *args, **kwargs)
+
+    def _call_with(self, remote: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        """``remote(*args)`` on Redis, or the local cache's ``name`` while Redis is down."""
         if time.monotonic() < self._retry_at:
             return self._locally(name, *args, **kwargs)
         try:
-            result = getattr(super(), name)(*args, **kwargs)
+            result = remote(*args, **kwargs)
         except REDIS_DOWN_ERRORS as exc:
             self._retry_at = time.monotonic() + self._retry_seconds
             with _stats_lock:
@@ -108,7 +113,32 @@ class FallbackRedisCache(RedisCache):
     def _locally(self, name: str, *args: Any, **kwargs: Any) -> Any:
         with _stats_lock:
             _stats.local_calls += 1
-        return getattr(self._local, name)(*args, **kwargs)
+        # A method of our own (``_local_count``) where the local cache has none of that name.
+        local = getattr(self, f"_local_{name}", None) or getattr(self._local, name)
+        return local(*args, **kwargs)
+
+    def count(self, key: str, timeout: int, version: int | None = None) -> int:
+        """Add one to the counter ``key`` (created at 0 for ``timeout`` seconds when missing) and
+        return it: one round trip to Redis (``SET NX EX`` and ``INCR`` pipelined), on a client
+        kept for the process rather than built per call. The rate limits count with it."""
+        return self._call_with(self._redis_count, "count", key, timeout, version)
+
+    def _redis_count(self, key: str, timeout: int, version: int | None) -> int:
+        key = self.make_and_validate_key(key, version=version)
+        if self._counting_client is None:
+            self._counting_client = self._cache.get_client(key, write=True)
+        pipeline = self._counting_client.pipeline(transaction=False)
+        pipeline.set(key, 0, ex=timeout, nx=True)
+        pipeline.incr(key)
+        return pipeline.execute()[1]
+
+    def _local_count(self, key: str, timeout: int, version: int | None) -> int:
+        self._local.add(key, 0, timeout, version)
+        try:
+            return self._local.incr(key, 1, version)
+        except ValueError:  # expired between the two calls: this call starts the counter
+            self._local.set(key, 1, timeout, version)
+            return 1
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         return self._call("add", key, value, timeout, version)
