@@ -120,6 +120,8 @@ def _credential_for_app(
     own_app = App.objects.filter(tenant_id=shadow_tenant_id, slug=shadow_slug, is_enabled=True)
     return (
         Credential.objects.select_related("app", "end_user")
+        # The icon (up to 100 KB) is never needed to call the app's API.
+        .defer("app__icon_file")
         .filter(
             Q(app__tenant__isnull=True) | Q(app__tenant_id=app_tenant_id),
             tenant_id=tenant_id,
@@ -128,6 +130,7 @@ def _credential_for_app(
             app__is_enabled=True,
         )
         .annotate(shadowed=Exists(own_app.exclude(pk=OuterRef("app_id"))))
+        .order_by()  # one row by its key: no sort
     )
 
 

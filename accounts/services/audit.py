@@ -3,14 +3,29 @@
 ``audit_record`` writes at once, in the caller's transaction (``audit_record_many`` several
 entries built with ``audit_entry``, in one insert). ``audit_record_after_response``
 is for an entry that is the only write of a request (a proxied call): during a request it is
-kept in memory and written when the response has been handed to the server (Django's
-``request_finished``), all of the request's entries in one insert; on PostgreSQL in a
-transaction that does not wait for the WAL flush (``synchronous_commit off``), so the call does
-not pay for a disk sync. Outside a request (a worker, a shell) it writes at once.
+kept in memory and written when the response has been handed to the server, all of the
+request's entries in one insert. Outside a request (a worker, a shell) it writes at once.
+
+After the response, on PostgreSQL, the write is one round trip: ``SET LOCAL synchronous_commit
+TO OFF; INSERT …`` sent as one simple query, which PostgreSQL runs as one implicit transaction,
+so the call pays neither a separate BEGIN/COMMIT nor a wait for the WAL flush. What that costs
+in durability: the row is committed and visible at once and survives a normal shutdown or a
+restart of the portal, but a crash of PostgreSQL itself (or of its machine) within about
+three times ``wal_writer_delay`` (0.6 s by default) of the commit can lose it. Rows are kept in
+the portal's memory only between the answer and this write, within the same request, so a
+normal stop of a worker (which finishes its request) loses none; a worker killed in that
+instant loses its one request's entries. A failed write is logged as an error.
+
+``audit_flush_after_response`` is the write; ``request_finished`` calls it for every request.
+A view that knows it leaves entries (the proxy) hands it to its response as a closer, so it
+runs before Django's ``close_old_connections`` (also on ``request_finished``) marks the
+connection for a new health check: the write then reuses the connection the request checked,
+without a ``SELECT 1`` of its own.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -137,19 +152,62 @@ def audit_request_started(**kwargs: Any) -> None:
     _after_response.set([])
 
 
+_COLUMNS = ("tenant_id", "actor_type", "actor", "action", "outcome", "credential_id", "target")
+_INSERT = (
+    "SET LOCAL synchronous_commit TO OFF; INSERT INTO {table} "
+    "({columns}, detail, created_at) VALUES {rows}"
+)
+
+
+def _one_round_trip() -> bool:
+    """PostgreSQL with client-side parameter binding (Django's default), which sends a query
+    with several statements as one simple query."""
+    return connection.vendor == "postgresql" and not connection.settings_dict.get(
+        "OPTIONS", {}
+    ).get("server_side_binding")
+
+
+def audit_flush_after_response() -> None:
+    """Write the current request's pending entries in one statement (see the module docstring).
+
+    Called by ``request_finished`` and by a response's closer; the second call finds nothing.
+    """
+    pending = _after_response.get()
+    if not pending:
+        return
+    _after_response.set([])
+    try:
+        if _one_round_trip():
+            sql = _INSERT.format(
+                table=AuditLogEntry._meta.db_table,
+                columns=", ".join(_COLUMNS),
+                rows=", ".join(
+                    ["(" + ", ".join(["%s"] * (len(_COLUMNS) + 2)) + ")"] * len(pending)
+                ),
+            )
+            params = []
+            for entry in pending:
+                params += [getattr(entry, column) for column in _COLUMNS]
+                params += [json.dumps(entry.detail), entry.created_at]
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        else:
+            with transaction.atomic():
+                if connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                AuditLogEntry.objects.bulk_create(pending)
+    except Exception:
+        # The response is already sent: nothing to answer with, so say it loudly in the log.
+        logger.exception(
+            "Could not write %d audit log entries after a response (%s)",
+            len(pending),
+            ", ".join(sorted({entry.action for entry in pending})),
+        )
+
+
 @receiver(request_finished, dispatch_uid="audit_request_finished")
 def audit_request_finished(**kwargs: Any) -> None:
     """Write the request's pending entries (connected to ``request_finished``)."""
-    pending = _after_response.get()
+    audit_flush_after_response()
     _after_response.set(None)
-    if not pending:
-        return
-    try:
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            AuditLogEntry.objects.bulk_create(pending)
-    except Exception:
-        # The response is already sent: nothing to answer with, so say it loudly in the log.
-        logger.exception("Could not write %d audit log entries after a response", len(pending))

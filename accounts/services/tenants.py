@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
 
@@ -88,15 +89,28 @@ def _active_key(*, prefix: str):
 _api_key_by_prefix = PreparedRead(_active_key, prefix=TenantApiKey._meta.get_field("prefix"))
 
 
-def tenant_api_key_authenticate(*, plaintext: str) -> TenantApiKey | None:
-    """The active key matching ``plaintext``, compared in constant time, or None."""
+def _active_key_by_prefix(prefix: str) -> TenantApiKey | None:
+    found = _api_key_by_prefix.run(prefix=prefix)
+    return found[0] if found else None
+
+
+def tenant_api_key_authenticate(
+    *,
+    plaintext: str,
+    find: Callable[[str], TenantApiKey | None] = _active_key_by_prefix,
+) -> TenantApiKey | None:
+    """The active key matching ``plaintext``, compared in constant time, or None.
+
+    ``find`` reads the active (unrevoked) key with a given public prefix, its tenant loaded;
+    a caller that reads more in the same query (the proxy: the key with the credential it
+    names) passes its own.
+    """
     # Keys look like cp_sk_<12 hex, the indexed public part>_<secret>.
     prefix = plaintext[: len(API_KEY_PREFIX) + 12]
     if not plaintext.startswith(API_KEY_PREFIX) or plaintext[len(prefix) : len(prefix) + 1] != "_":
         return None
-    found = _api_key_by_prefix.run(prefix=prefix)
-    api_key = found[0] if found else None
-    if api_key is None or not hmac.compare_digest(hash_token(plaintext), api_key.key_hash):
+    api_key = find(prefix)
+    if api_key is None or api_key.revoked_at is not None or not hmac.compare_digest(hash_token(plaintext), api_key.key_hash):
         return None
     now = timezone.now()
     # Record use at most once a minute, so a busy key does not write on every request.
