@@ -13,16 +13,24 @@ Two local upstreams in their own process (``_upstream.py``): one answering at on
 
 Same gunicorn (production settings, PostgreSQL, Redis), same upstream, same connections.
 Prints medians with the spread of the rounds, queries per proxied call, and the goals of
-issue 11: proxy throughput ≥ 60 % of the pass-through's and p50 within 2 ms of it. Exits 1 when
-a goal is missed by more than the spread.
+issue 11: proxy throughput ≥ 60 % of the pass-through's, and p50 within 2 ms of it. Exits 1
+when a goal is missed by more than the spread.
+
+Throughput is measured loaded (``--connections``, 32 by default). The p50 goal is measured
+unloaded, in a second A/B round of the pass-through and the proxy over one connection: at 32
+connections on 4 sync workers, p50 is mostly time spent queueing for a worker (Little's law:
+latency = connections / throughput), so it reports the throughput gap a second time rather than
+the time the proxy adds to one call. At one connection p50 is that time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 import _bench
+import _worker
 
 
 def _seed(upstreams: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -62,6 +70,23 @@ def _queries_per_call(key: str, app: str, credential_id: str) -> int:
     return len(captured.captured_queries)
 
 
+def _sides(
+    web: int, key: str, name: str, url: str, credential_id: str, *, connections: int, seconds: float
+) -> dict:
+    load = dict(connections=connections, seconds=seconds)
+    return {
+        "direct": lambda: _bench.wrk(f"{url}/items", **load),
+        "passthrough": lambda: _bench.wrk(
+            f"http://127.0.0.1:{web}/bench/passthrough/{name}/items", **load
+        ),
+        "proxy": lambda: _bench.wrk(
+            f"http://127.0.0.1:{web}/api/v1/proxy/bench-{name}/items",
+            headers={"Authorization": f"Bearer {key}", "X-Portal-Credential": credential_id},
+            **load,
+        ),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -80,53 +105,42 @@ def main() -> int:
     _bench.django_in_process(env)
     key, credentials = _seed(upstreams)
 
-    servers = [
-        _bench.Process([_bench.PYTHON, "benchmarks/_upstream.py", str(p), str(delay)])
-        for p, delay in upstream_ports.values()
-    ]
-    server = _bench.gunicorn(env, web, workers=args.workers)
     goals = _bench.Goals()
-    try:
-        _bench.wait_http(f"http://127.0.0.1:{web}/bench/bare")
-        print(f"Machine: {_bench.machine()}")
-        print(
-            f"gunicorn: {args.workers} sync workers; wrk: {args.connections} connections, "
-            f"{args.seconds:g} s per run, {args.rounds} rounds alternating\n"
+    load = dict(connections=args.connections, seconds=args.seconds)
+    with contextlib.ExitStack() as stack:
+        for port, delay in upstream_ports.values():
+            stack.enter_context(_worker.provider(port, delay))
+        stack.enter_context(
+            _bench.serving(env, web, workers=args.workers, rounds=args.rounds, **load)
         )
         for name, url in upstreams.items():
+            _bench.wait_http(f"{url}/")
             queries = _queries_per_call(key, f"bench-{name}", credentials[name])
-            load = dict(connections=args.connections, seconds=args.seconds)
-            sides = {
-                "direct": lambda url=url, load=load: _bench.wrk(f"{url}/items", **load),
-                "passthrough": lambda name=name, load=load: _bench.wrk(
-                    f"http://127.0.0.1:{web}/bench/passthrough/{name}/items", **load
-                ),
-                "proxy": lambda name=name, load=load: _bench.wrk(
-                    f"http://127.0.0.1:{web}/api/v1/proxy/bench-{name}/items",
-                    headers={
-                        "Authorization": f"Bearer {key}",
-                        "X-Portal-Credential": credentials[name],
-                    },
-                    **load,
-                ),
-            }
-            print(f"Upstream {name} ({url}):")
-            results = _bench.alternate(sides, rounds=args.rounds)
+            print(f"Upstream {name} ({url}), {args.connections} connections:")
+            results = _bench.alternate(
+                _sides(web, key, name, url, credentials[name], **load), rounds=args.rounds
+            )
             for side in results.values():
                 print(side.line())
             share = _bench.ratio(results["proxy"].rps, results["passthrough"].rps)
-            added = _bench.difference(results["proxy"].p50, results["passthrough"].p50)
             print(f"  proxy / passthrough throughput: {share}")
-            print(f"  proxy p50 - passthrough p50 (ms): {added}")
-            print(f"  queries per proxied call: {queries}\n")
+            print(f"  queries per proxied call: {queries}")
             goals.at_least(f"{name}: proxy throughput / passthrough", share, 0.60)
-            goals.at_most(f"{name}: proxy p50 added over passthrough (ms)", added, 2.0)
+
+            # Unloaded: one connection, so p50 is the time a call takes, not the queue.
+            print(f"Upstream {name}, 1 connection:")
+            single = _sides(
+                web, key, name, url, credentials[name], connections=1, seconds=args.seconds
+            )
+            del single["direct"]
+            results = _bench.alternate(single, rounds=args.rounds)
+            for side in results.values():
+                print(side.line())
+            added = _bench.difference(results["proxy"].p50, results["passthrough"].p50)
+            print(f"  proxy p50 - passthrough p50 at 1 connection (ms): {added}\n")
+            goals.at_most(f"{name}: proxy p50 added over passthrough at c=1 (ms)", added, 2.0)
             if any(side.errors for side in results.values()):
                 goals.missed.append(f"{name}: errors")
-    finally:
-        server.stop()
-        for upstream in servers:
-            upstream.stop()
     return goals.report()
 
 
