@@ -483,7 +483,12 @@ def proxy_key_and_credential(
     with connection.cursor() as cursor:
         cursor.execute(
             _KEY_AND_CREDENTIAL,
-            {"prefix": prefix, "credential": credential_uuid, "slug": app_slug},
+            {
+                "prefix": prefix,
+                # As the database stores it (SQLite: 32 hex digits); a raw UUID binds nowhere.
+                "credential": Credential._meta.pk.get_db_prep_value(credential_uuid, connection),
+                "slug": app_slug,
+            },
         )
         row = cursor.fetchone()
     if row is None:
