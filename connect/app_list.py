@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib.staticfiles.storage import staticfiles_storage
@@ -51,6 +53,7 @@ from django.utils.translation import gettext as _
 from integrations.icons import app_icon
 from integrations.models import App, ConnectSession, Credential
 from integrations.selectors import (
+    ListedAccount,
     app_catalog_for_session,
     app_search_matches,
     credentials_by_app_for_session,
@@ -166,19 +169,27 @@ _ACCOUNTS_TOKEN_SLOT = secrets.token_hex(16) + "T"
 _accounts_memo: dict[tuple, str] = {}
 
 
-def _accounts_html(item: CatalogItem, credentials: list[Credential]) -> str:
+def _accounts_html(item: CatalogItem, accounts: list[ListedAccount]) -> str:
     """The compact list of the app's accounts; the key holds every field it shows."""
     key = (
         get_language(),
         item.app_id,
         item.name,
-        tuple((str(c.pk), c.status, c.label, c.identity) for c in credentials),
+        tuple((a.id, a.status, a.label, a.identity) for a in accounts),
     )
     html = _accounts_memo.get(key)
     if html is None:
         app = App(pk=item.app_id, name=item.name)  # what display_name and the labels read
-        for credential in credentials:
-            credential.app = app
+        credentials = [
+            Credential(
+                pk=UUID(a.id),
+                app=app,
+                status=a.status,
+                label=a.label,
+                identity=a.identity,
+            )
+            for a in accounts
+        ]
         html = render_to_string(
             ACCOUNTS_TEMPLATE,
             {
@@ -193,6 +204,22 @@ def _accounts_html(item: CatalogItem, credentials: list[Credential]) -> str:
     return html
 
 
+def _accounts_by_app(session: ConnectSession) -> dict[int, list[ListedAccount]]:
+    """The end user's accounts by app, oldest first: read with the session when the lookup
+    could (``connect_session_for_token(with_accounts=True)`` on PostgreSQL), else now."""
+    by_app: dict[int, list[ListedAccount]] = defaultdict(list)
+    listed = getattr(session, "listed_accounts", None)
+    if listed is None:
+        listed = [
+            ListedAccount(c.app_id, str(c.pk), c.status, c.label, c.identity)
+            for credentials in credentials_by_app_for_session(session=session).values()
+            for c in credentials
+        ]
+    for account in listed:
+        by_app[account.app_id].append(account)
+    return by_app
+
+
 @dataclass(frozen=True)
 class AppList:
     html: SafeString
@@ -204,7 +231,7 @@ def app_list_render(*, session: ConnectSession, token: str, keep: str, query: st
     HTML for ``token``'s page, and how many there are."""
     entry = app_catalog(session)
     query = " ".join(query.split())[:100]
-    by_app = credentials_by_app_for_session(session=session)
+    by_app = _accounts_by_app(session)
     manage, connect = _("Manage"), _("Connect")
     pieces = []
     count = 0
@@ -215,9 +242,9 @@ def app_list_render(*, session: ConnectSession, token: str, keep: str, query: st
             continue
         count += 1
         head, middle, tail = item.parts
-        credentials = by_app.get(item.app_id)
-        if credentials:
-            accounts = _accounts_html(item, credentials)
+        accounts = by_app.get(item.app_id)
+        if accounts:
+            accounts = _accounts_html(item, accounts)
             pieces += (head, manage, middle, accounts, tail)
         else:
             pieces += (head, connect, middle, tail)

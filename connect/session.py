@@ -144,8 +144,16 @@ def _refuse(request: HttpRequest, *, code: str, status: int) -> HttpResponse:
     return response
 
 
-def connect_session_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Resolve ``request.connect_session`` or answer with a page saying what happened."""
+def connect_session_required(
+    view: Callable[..., HttpResponse] | None = None, *, with_accounts: bool = False
+) -> Callable[..., HttpResponse]:
+    """Resolve ``request.connect_session`` or answer with a page saying what happened.
+
+    ``with_accounts``: the view lists the end user's accounts; read them with the session
+    (``connect_session_for_token``), in the same query where the database allows.
+    """
+    if view is None:
+        return lambda view: connect_session_required(view, with_accounts=with_accounts)
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, token: str | None = None, **kwargs) -> HttpResponse:
@@ -156,7 +164,9 @@ def connect_session_required(view: Callable[..., HttpResponse]) -> Callable[...,
             return _refuse(request, code="session_not_from_window", status=403)
         token = token or header or None
         try:
-            session = connect_session_for_token(token=token, from_page=bool(header))
+            session = connect_session_for_token(
+                token=token, from_page=bool(header), with_accounts=with_accounts
+            )
         except SessionUnusable as exc:
             if exc.session is not None and not header and request.method == "GET":
                 _record_open(request, exc.session)

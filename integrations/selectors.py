@@ -9,10 +9,12 @@ from datetime import datetime, timedelta
 from enum import Enum
 from uuid import UUID
 
+from django.contrib.postgres.aggregates import JSONBAgg
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.fields.json import KT
-from django.db.models.functions import Lower
+from django.db.models.functions import JSONArray, Lower
 from django.utils import timezone
 
 from accounts.models import AuditLogEntry, EndUser, Tenant
@@ -77,20 +79,71 @@ _session_lookup = PreparedRead(
 )
 
 
-def connect_session_for_token(*, token: str | None, from_page: bool = False) -> ConnectSession:
+def _session_with_accounts_by_token_hash(token_hash: str) -> QuerySet[ConnectSession]:
+    # The end user's accounts as one JSON array of [app id, id, status, label, identity],
+    # oldest first: the list page needs them with the session, and one round trip (and one
+    # statement for PostgreSQL to plan) is cheaper than two.
+    accounts = (
+        Credential.objects.filter(
+            tenant_id=OuterRef("tenant_id"), end_user_id=OuterRef("end_user_id")
+        )
+        .order_by()
+        .values("end_user_id")
+        .annotate(
+            rows=JSONBAgg(
+                JSONArray("app_id", "id", "status", "label", "identity"),
+                order_by=("created_at", "id"),
+            )
+        )
+        .values("rows")
+    )
+    return _session_by_token_hash(token_hash).annotate(listed_accounts=Subquery(accounts))
+
+
+# The list page's lookup (PostgreSQL only: JSONB_AGG), compiled once like the plain one.
+_session_with_accounts_lookup = PreparedRead(
+    _session_with_accounts_by_token_hash,
+    token_hash=ConnectSession._meta.get_field("token_hash"),
+)
+
+
+@dataclass(frozen=True)
+class ListedAccount:
+    """What the app list shows of an account (its compact line), read with the session."""
+
+    app_id: int
+    id: str
+    status: str
+    label: str
+    identity: str
+
+
+def connect_session_for_token(
+    *, token: str | None, from_page: bool = False, with_accounts: bool = False
+) -> ConnectSession:
     """The usable session for ``token``, or SessionUnusable saying why not.
 
     ``from_page``: the request comes from a modal page already open (it carries the session
     header), which may finish its work on a link it has just spent.
+
+    ``with_accounts``: on PostgreSQL, read the end user's accounts in the same query, as
+    ``session.listed_accounts`` (a tuple of ``ListedAccount``, oldest first); elsewhere the
+    attribute is not set and ``credentials_by_app_for_session`` reads them.
     """
     if not token:
         raise SessionUnusable(SessionProblem.MISSING)
     if len(token) > 100:
         raise SessionUnusable(SessionProblem.UNKNOWN)
-    found = _session_lookup.run(token_hash=hash_token(token))
+    with_accounts = with_accounts and connection.vendor == "postgresql"
+    lookup = _session_with_accounts_lookup if with_accounts else _session_lookup
+    found = lookup.run(token_hash=hash_token(token))
     session = found[0] if found else None
     if session is None:
         raise SessionUnusable(SessionProblem.UNKNOWN)
+    if with_accounts:
+        session.listed_accounts = tuple(
+            ListedAccount(*row) for row in session.listed_accounts or ()
+        )
     if session.revoked_at is not None:
         raise SessionUnusable(SessionProblem.REVOKED)
     now = timezone.now()

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from connect.app_list import app_list_render
 from connect.events import credential_outcome_event, publish, refusal_event
 from connect.forms import CredentialFieldsForm
+from connect.list_page import list_page_html
 from connect.messages import say
 from connect.session import connect_session_required
 from connect.views.base import (
@@ -55,6 +56,9 @@ def render_app_list(
     context.update(app_items=listed.html, app_count=listed.count)
     if request.htmx and request.htmx.target == "app-list":
         return render(request, f"{LIST_TEMPLATE}#app-list", context, status=status)
+    html = list_page_html(request, context)
+    if html is not None:
+        return publish(HttpResponse(html, status=status), list(events))
     return publish(page(request, LIST_TEMPLATE, context, status=status), list(events))
 
 
@@ -102,7 +106,7 @@ def render_app_panel(
 
 
 @require_GET
-@connect_session_required
+@connect_session_required(with_accounts=True)
 def modal(request: HttpRequest) -> HttpResponse:
     """The modal's entry: the app list, or straight to one app (``?app=``, the deep link), or
     the outcome of a sign-in that came back by a full-page redirect (``?attempt=``)."""

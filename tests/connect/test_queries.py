@@ -68,7 +68,7 @@ def test_the_list_page_and_its_partials_use_as_many_queries_for_200_apps_as_for_
 
 
 @pytest.mark.django_db
-def test_the_list_asks_the_database_only_for_the_session_and_the_accounts_once_cached(client):
+def test_the_list_asks_the_database_only_for_the_session_and_its_accounts_once_cached(client):
     counts = {}
     for count in (5, 200):
         token, _ = build(count)
@@ -83,5 +83,7 @@ def test_the_list_asks_the_database_only_for_the_session_and_the_accounts_once_c
             assert client.get(url, {"q": "app"}, HTTP_HX_REQUEST="true").status_code == 200
         counts[count] = (len(cold), len(warm), len(search))
 
-    # Cold: the session, the catalog, the accounts; then the catalog comes from the cache.
-    assert counts == {5: (3, 2, 2), 200: (3, 2, 2)}, counts
+    # Cold: the session (with the accounts, on PostgreSQL) and the catalog; then the catalog
+    # comes from the cache. Elsewhere the accounts are a query of their own.
+    expected = (2, 1, 1) if connection.vendor == "postgresql" else (3, 2, 2)
+    assert counts == {5: expected, 200: expected}, counts
