@@ -1,22 +1,24 @@
 """The app list's whole page, from a shell rendered once per look and the request's own parts.
 
-Everything on the list page outside the list itself (the head, the theme's CSS, the side panel,
-the search form, the scripts: most of the template engine's work on this page) is the same
-for every session of a tenant that looks the same. ``list_page_html`` renders it once per
-process with ``connect/modal.html``'s "holes" and slots, and for each request fills in:
+Everything on the list page but the list's items (the head, the theme's CSS, the side panel,
+the search form, the count, the scripts: most of the template engine's work on this page) is
+the same for every session of a tenant that looks the same. ``list_page_html`` renders
+``connect/modal.html`` once per process for each such look, with slots where the request's
+own parts go, and for each request fills in:
 
-- the holes: the prompt, the count and the list (rendered for this request, with the end
-  user's accounts: nothing of an end user is in the shell);
-- the slots: the session token (in URLs and the htmx headers), the CSP nonce and the search
-  text, each escaped as the template would have escaped it.
+- the items (``connect/app_list.py``: the cached catalog with this end user's accounts, read
+  from the database with the session on every request: nothing of an end user is in a shell);
+- the session token (in URLs and the htmx headers) and the CSP nonce, each escaped as the
+  template would have escaped it.
 
 The shell is memoised in this process by its whole input: the context it is rendered from
 (the theme, the embedding parameters, the tenant's name, whose accounts a hand-off link
-connects, the sentences of the language) and the language. A change to any of them is another
-key, so an entry cannot go stale and needs no invalidation, and nothing of it is shared with
-another process (no Redis: an outage changes nothing here). The stand-in session and request
-give the template only what it reads; ``tests/connect/test_list_page.py`` holds the page to
-be byte for byte what the template renders without the shell.
+connects, the search text, the prompt, the number of apps listed, the sentences of the
+language) and the language. A change to any of them is another key, so an entry cannot go
+stale and needs no invalidation, and nothing of it is shared with another process (no Redis:
+an outage changes nothing here). The stand-in session and request give the template only what
+it reads; ``tests/connect/test_list_page.py`` holds the page to be byte for byte what the
+template renders without the shell.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 
 from connect.session import EMBED_HEADER, SESSION_HEADER
@@ -39,8 +42,8 @@ LIST_TEMPLATE = "connect/modal.html"
 # One prefix per process; a slot is the prefix and a letter. The shell holds no data of a
 # request, only these.
 _PREFIX = secrets.token_hex(16)
-_SLOTS = {name: f"{_PREFIX}{name}" for name in "TNQPCL"}
-_SLOT_RE = re.compile(f"{_PREFIX}([TNQPCL])")
+_SLOTS = {name: f"{_PREFIX}{name}" for name in "TNI"}
+_SLOT_RE = re.compile(f"{_PREFIX}([TNI])")
 # Tokens we issue are URL-safe: reverse() and json.dumps leave them as they are, and escape()
 # does too, so one replacement serves the URLs, the JSON header and the attributes.
 _PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,100}")
@@ -78,8 +81,8 @@ def _hashable(value: Any) -> Any:
 
 
 def _shell(context: dict[str, Any]) -> tuple[str, ...]:
-    """The shell for ``context`` (with slots, without the request's parts), as literal text and
-    slot letters alternating."""
+    """The page for ``context`` with slots for the token, the nonce and the items, as literal
+    text and slot letters alternating."""
     session = context["session"]
     shell_context = {
         "theme": context["theme"],
@@ -87,6 +90,9 @@ def _shell(context: dict[str, Any]) -> tuple[str, ...]:
         "portal_origin": context["portal_origin"],
         "say_popup_title": context["say_popup_title"],
         "say_popup_opening": context["say_popup_opening"],
+        "query": context["query"],
+        "prompt": context.get("prompt"),
+        "app_count": context["app_count"],
         "session": _Session(
             tenant=_Tenant(name=session.tenant.name),
             is_handoff=session.is_handoff,
@@ -106,8 +112,7 @@ def _shell(context: dict[str, Any]) -> tuple[str, ...]:
                 "token": _SLOTS["T"],
                 "hx_headers": json.dumps(headers),
                 "request": _Request(csp_nonce=_SLOTS["N"]),
-                "query": _SLOTS["Q"],
-                "holes": {"prompt": _SLOTS["P"], "count": _SLOTS["C"], "list": _SLOTS["L"]},
+                "app_items": mark_safe(_SLOTS["I"]),  # noqa: S308 (a slot: hex digits)
             },
         )
         parts = tuple(_SLOT_RE.split(html))
@@ -124,15 +129,10 @@ def list_page_html(request: HttpRequest, context: dict[str, Any]) -> str | None:
     if request.htmx or context.get("initial_events") or not _PLAIN_TOKEN.fullmatch(token):
         return None
     parts = _shell(context)
-    part_context = {**context, "request": request}
-    prompt = context.get("prompt")
     values = {
         "T": escape(token),
         "N": escape(str(request.csp_nonce)),  # asking for it puts it in the CSP header
-        "Q": escape(context["query"]),
-        "P": render_to_string(f"{LIST_TEMPLATE}#prompt-body", part_context) if prompt else "",
-        "C": render_to_string(f"{LIST_TEMPLATE}#app-count", part_context),
-        "L": render_to_string(f"{LIST_TEMPLATE}#app-list", part_context),
+        "I": context["app_items"],
     }
     # Odd positions are slot letters (re.split keeps the group), even ones literal text.
     return "".join(values[part] if index % 2 else part for index, part in enumerate(parts))
