@@ -169,10 +169,10 @@ _ACCOUNTS_TOKEN_SLOT = secrets.token_hex(16) + "T"
 _accounts_memo: dict[tuple, str] = {}
 
 
-def _accounts_html(item: CatalogItem, accounts: list[ListedAccount]) -> str:
+def _accounts_html(item: CatalogItem, accounts: list[ListedAccount], language: str) -> str:
     """The compact list of the app's accounts; the key holds every field it shows."""
     key = (
-        get_language(),
+        language,
         item.app_id,
         item.name,
         tuple((a.id, a.status, a.label, a.identity) for a in accounts),
@@ -233,6 +233,7 @@ def app_list_render(*, session: ConnectSession, token: str, keep: str, query: st
     query = " ".join(query.split())[:100]
     by_app = _accounts_by_app(session)
     manage, connect = _("Manage"), _("Connect")
+    language = get_language()
     pieces = []
     count = 0
     for item in entry.items:
@@ -244,7 +245,7 @@ def app_list_render(*, session: ConnectSession, token: str, keep: str, query: st
         head, middle, tail = item.parts
         accounts = by_app.get(item.app_id)
         if accounts:
-            accounts = _accounts_html(item, accounts)
+            accounts = _accounts_html(item, accounts, language)
             pieces += (head, manage, middle, accounts, tail)
         else:
             pieces += (head, connect, middle, tail)

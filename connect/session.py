@@ -182,7 +182,9 @@ def connect_session_required(
             )
         request.connect_session = session
         request.connect_token = token
-        connect_session_touch(session=session, origin=_embedding_origin(request))
+        # The origin counts only until one is known (connect_session_touch).
+        origin = "" if session.used_from_origin else _embedding_origin(request)
+        connect_session_touch(session=session, origin=origin)
         if not header and request.method == "GET":
             _record_open(request, session)
         language = modal_language(request, session)
@@ -216,5 +218,6 @@ def _embedding_origin(request: HttpRequest) -> str:
         return accepted
     referer = request.headers.get("Referer", "")
     origin = origin_of(referer) if referer else None
-    own = origin_of(request.build_absolute_uri("/"))
-    return origin if origin and origin != own else ""
+    if not origin:
+        return ""
+    return origin if origin != origin_of(request.build_absolute_uri("/")) else ""

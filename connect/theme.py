@@ -98,8 +98,27 @@ def text_on(background: str, preferred: str) -> str:
 
 
 def session_theme(session: ConnectSession) -> dict[str, str]:
-    theme = {**DEFAULT_THEME, **session.tenant.default_theme, **session.theme}
-    theme["vault_name"] = theme["vault_name"] or session.tenant.name
+    """The theme the session's pages are drawn with (a new dict, the caller's to change)."""
+    tenant = session.tenant
+    try:
+        key = (
+            tuple(sorted(tenant.default_theme.items())),
+            tuple(sorted(session.theme.items())),
+            tenant.name,
+        )
+        return dict(_theme_from(*key))
+    except TypeError:  # a value that cannot be a key (never one a validated theme holds)
+        return _theme({**tenant.default_theme, **session.theme}, tenant.name)
+
+
+@functools.lru_cache(maxsize=256)  # every modal page asks; the answer depends on these alone
+def _theme_from(defaults: tuple, own: tuple, tenant_name: str) -> dict[str, str]:
+    return _theme({**dict(defaults), **dict(own)}, tenant_name)
+
+
+def _theme(given: dict, tenant_name: str) -> dict[str, str]:
+    theme = {**DEFAULT_THEME, **given}
+    theme["vault_name"] = theme["vault_name"] or tenant_name
     if theme["color_scheme"] not in COLOR_SCHEMES:
         theme["color_scheme"] = "auto"
     light = accent_for(theme["primary_color"], LIGHT_BACKGROUNDS)
