@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from integrations.models import ConnectSession
+from integrations.selectors import connect_session_for_token
 from sandbox.demo import demo_seed
 
 pytestmark = pytest.mark.django_db
@@ -40,9 +41,12 @@ def test_the_fresh_session_button_opens_a_new_session_for_the_demo_user(client, 
 
     assert response.status_code == 302
     assert ConnectSession.objects.count() == before + 1
-    opened = client.get(response["Location"].split("127.0.0.1:8000", 1)[-1])
+    path = response["Location"].split("127.0.0.1:8000", 1)[-1]
+    opened = client.get(path)
     assert opened.status_code == 200
-    assert opened.context["session"].end_user == seed.session.session.end_user
+    token = path.split("/connect/", 1)[1].split("/", 1)[0]
+    assert token in opened.content.decode()
+    assert connect_session_for_token(token=token).end_user == seed.session.session.end_user
 
 
 def test_before_the_demo_is_seeded_the_landing_page_says_how_to_seed_it(client):
