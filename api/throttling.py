@@ -61,7 +61,6 @@ def _count_add_incr(key: str, timeout: int) -> int:
         return 1
 
 
-
 class TenantKeyRateThrottle(BaseThrottle):
     """Counts requests per API key (by its public prefix, never the secret part)."""
 

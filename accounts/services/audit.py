@@ -25,14 +25,13 @@ without a ``SELECT 1`` of its own.
 
 from __future__ import annotations
 
-import json
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.signals import request_finished, request_started
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Model
 from django.dispatch import receiver
 
@@ -152,11 +151,7 @@ def audit_request_started(**kwargs: Any) -> None:
     _after_response.set([])
 
 
-_COLUMNS = ("tenant_id", "actor_type", "actor", "action", "outcome", "credential_id", "target")
-_INSERT = (
-    "SET LOCAL synchronous_commit TO OFF; INSERT INTO {table} "
-    "({columns}, detail, created_at) VALUES {rows}"
-)
+_INSERT = "SET LOCAL synchronous_commit TO OFF; INSERT INTO {table} ({columns}) VALUES {rows}"
 
 
 def _one_round_trip() -> bool:
@@ -165,6 +160,35 @@ def _one_round_trip() -> bool:
     return connection.vendor == "postgresql" and not connection.settings_dict.get(
         "OPTIONS", {}
     ).get("server_side_binding")
+
+
+def _write(pending: list[AuditLogEntry]) -> None:
+    if not _one_round_trip():
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            AuditLogEntry.objects.bulk_create(pending)
+        return
+    # Every column but the generated id, each value prepared by its field, as bulk_create does.
+    fields = [
+        field
+        for field in AuditLogEntry._meta.concrete_fields
+        if not (field.primary_key and field.db_returning)
+    ]
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = _INSERT.format(
+        table=connection.ops.quote_name(AuditLogEntry._meta.db_table),
+        columns=", ".join(connection.ops.quote_name(field.column) for field in fields),
+        rows=", ".join([row] * len(pending)),
+    )
+    params = [
+        field.get_db_prep_save(getattr(entry, field.attname), connection)
+        for entry in pending
+        for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def audit_flush_after_response() -> None:
@@ -177,26 +201,13 @@ def audit_flush_after_response() -> None:
         return
     _after_response.set([])
     try:
-        if _one_round_trip():
-            sql = _INSERT.format(
-                table=AuditLogEntry._meta.db_table,
-                columns=", ".join(_COLUMNS),
-                rows=", ".join(
-                    ["(" + ", ".join(["%s"] * (len(_COLUMNS) + 2)) + ")"] * len(pending)
-                ),
-            )
-            params = []
-            for entry in pending:
-                params += [getattr(entry, column) for column in _COLUMNS]
-                params += [json.dumps(entry.detail), entry.created_at]
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-        else:
-            with transaction.atomic():
-                if connection.vendor == "postgresql":
-                    with connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                AuditLogEntry.objects.bulk_create(pending)
+        try:
+            _write(pending)
+        except (OperationalError, InterfaceError):
+            # The connection the request checked may have died while the upstream answered (a
+            # failover, an idle-session timeout): once more, on a new connection.
+            connection.close()
+            _write(pending)
     except Exception:
         # The response is already sent: nothing to answer with, so say it loudly in the log.
         logger.exception(

@@ -110,7 +110,11 @@ def tenant_api_key_authenticate(
     if not plaintext.startswith(API_KEY_PREFIX) or plaintext[len(prefix) : len(prefix) + 1] != "_":
         return None
     api_key = find(prefix)
-    if api_key is None or api_key.revoked_at is not None or not hmac.compare_digest(hash_token(plaintext), api_key.key_hash):
+    if (
+        api_key is None
+        or api_key.revoked_at is not None
+        or not hmac.compare_digest(hash_token(plaintext), api_key.key_hash)
+    ):
         return None
     now = timezone.now()
     # Record use at most once a minute, so a busy key does not write on every request.

@@ -84,6 +84,7 @@ def _call(api, app, credential, path: str = "me"):
     )
 
 
+@pytest.mark.postgres  # the audit row's one round trip is PostgreSQL's (SQLite: a transaction)
 def test_a_proxied_call_reads_key_app_and_credential_in_one_query_and_inserts_once(
     api, tenant, app, django_assert_num_queries
 ):

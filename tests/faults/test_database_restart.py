@@ -87,3 +87,32 @@ def test_after_the_connections_are_killed_between_requests_the_next_ones_succeed
 
     _terminate(connection.connection.info.backend_pid)
     assert client.get("/healthz/ready").status_code == 200
+
+
+def test_a_proxied_calls_audit_row_is_written_when_its_connection_died_during_the_call(
+    api, end_user, httpserver
+):
+    # The upstream takes its time, and PostgreSQL ends the portal's connection meanwhile (a
+    # failover): the answer goes out, and the call's audit row is still written, on a new one.
+    from werkzeug import Response
+
+    from accounts.models import AuditLogEntry
+    from tests import factories
+
+    app = factories.make_api_key_app(slug="upstream", api_base_url=httpserver.url_for("/base"))
+    credential = factories.make_credential(end_user=end_user, app=app, secret={"api_key": "k"})
+    pid = connection.connection.info.backend_pid
+
+    def slow_answer(request):
+        _terminate(pid)
+        return Response('{"ok": true}', content_type="application/json")
+
+    httpserver.expect_request("/base/v1/ping").respond_with_handler(slow_answer)
+    response = api.get(
+        "/api/v1/proxy/upstream/v1/ping", headers={"X-Portal-Credential": str(credential.pk)}
+    )
+
+    assert response.status_code == 200, response.content
+    assert connection.connection.info.backend_pid != pid
+    entry = AuditLogEntry.objects.get(credential_id=credential.pk)
+    assert entry.outcome == "success" and entry.detail
