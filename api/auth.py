@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
@@ -16,7 +18,17 @@ def request_actor(request: HttpRequest) -> Actor:
 
 
 class TenantKeyAuth(HttpBearer):
+    """The tenant's key. ``find_for(request)``, when given, is the key lookup for that request
+    (``tenant_api_key_authenticate``'s ``find``): a route that reads more with the key (the
+    proxy) passes its own. One class, so the OpenAPI schema has one security scheme."""
+
     openapi_description = "A tenant secret key (cp_sk_…) from the admin, as a Bearer token."
+
+    def __init__(
+        self, find_for: Callable[[HttpRequest], Callable[[str], TenantApiKey | None]] | None = None
+    ) -> None:
+        super().__init__()
+        self.find_for = find_for
 
     def __call__(self, request: HttpRequest):
         if not request.headers.get("Authorization"):
@@ -26,7 +38,8 @@ class TenantKeyAuth(HttpBearer):
         return super().__call__(request)
 
     def authenticate(self, request: HttpRequest, token: str) -> TenantApiKey | None:
-        api_key = tenant_api_key_authenticate(plaintext=token)
+        lookup = {"find": self.find_for(request)} if self.find_for else {}
+        api_key = tenant_api_key_authenticate(plaintext=token, **lookup)
         if api_key is None:
             request.auth_problem = "The API key is wrong or has been revoked."
             return None

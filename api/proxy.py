@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from django.http import HttpRequest, HttpResponse
@@ -9,11 +10,9 @@ from ninja import Field, Router
 
 from accounts.models import TenantApiKey
 from accounts.services.audit import audit_flush_after_response
-from accounts.services.tenants import tenant_api_key_authenticate
 from api.auth import TenantKeyAuth, request_actor
 from api.schemas import Text, errors
 from core.conf import conf
-from integrations.models import Credential
 from integrations.services.proxy import (
     ProxyCall,
     ProxyLimits,
@@ -98,33 +97,24 @@ PROXY_OPENAPI_EXTRA = {
 }
 
 
-class ProxyKeyAuth(TenantKeyAuth):
+def _key_with_credential(request: HttpRequest) -> Callable[[str], TenantApiKey | None]:
     """The API key, and the credential the call names, read in one query.
 
     The credential is read scoped to the key's tenant (``proxy_key_and_credential``) and kept
-    on the request for the view only once the key has been checked; a call naming none, or
-    one that does not fit, takes ``proxy_forward``'s longer way with its precise refusals.
+    on the request for the view, which runs only once the key has been checked; a call naming
+    none, or one that does not fit, takes ``proxy_forward``'s longer way with its precise
+    refusals.
     """
 
-    def authenticate(self, request: HttpRequest, token: str) -> TenantApiKey | None:
-        found: list[Credential | None] = []
-
-        def find(prefix: str) -> TenantApiKey | None:
-            api_key, credential = proxy_key_and_credential(
-                prefix=prefix,
-                credential_id=request.headers.get(CREDENTIAL_HEADER),
-                app_slug=request.resolver_match.kwargs.get("app", ""),
-            )
-            found.append(credential)
-            return api_key
-
-        api_key = tenant_api_key_authenticate(plaintext=token, find=find)
-        if api_key is None:
-            request.auth_problem = "The API key is wrong or has been revoked."
-            return None
-        request.tenant = api_key.tenant
-        request.proxy_credential = found[0] if found else None
+    def find(prefix: str) -> TenantApiKey | None:
+        api_key, request.proxy_credential = proxy_key_and_credential(
+            prefix=prefix,
+            credential_id=request.headers.get(CREDENTIAL_HEADER),
+            app_slug=request.resolver_match.kwargs.get("app", ""),
+        )
         return api_key
+
+    return find
 
 
 def _limits() -> ProxyLimits:
@@ -183,5 +173,5 @@ for _method in PROXY_METHODS:
         summary=f"Call an app's API as a connected account ({_method})",
         description=PROXY_DESCRIPTION,
         openapi_extra=PROXY_OPENAPI_EXTRA,
-        auth=ProxyKeyAuth(),
+        auth=TenantKeyAuth(find_for=_key_with_credential),
     )

@@ -69,7 +69,11 @@ def test_the_schema_is_served_without_a_key_and_lists_the_contracts_operations(s
     listed = {(method, path) for method, path, _ in _operations(schema)}
 
     assert listed >= CONTRACT_OPERATIONS
+    # One scheme for the one key, whichever route reads it (the proxy reads it its own way).
+    assert list(schema["components"]["securitySchemes"]) == ["TenantKeyAuth"]
     assert schema["components"]["securitySchemes"]["TenantKeyAuth"]["scheme"] == "bearer"
+    for method, path, operation in _operations(schema):
+        assert operation["security"] == [{"TenantKeyAuth": []}], (method, path)
 
 
 def test_every_operation_documents_its_errors_with_the_error_shape(schema):
