@@ -20,6 +20,7 @@ from django.core.cache import cache
 from django.http import HttpRequest
 from ninja.throttling import BaseThrottle
 
+from core.cache import cache_count_add_incr
 from core.conf import conf
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -44,21 +45,10 @@ def rate_window_wait(bucket: str, rate: str) -> float | None:
     if hasattr(cache, "count"):
         count = cache.count(key, period + 1)  # one round trip (core.cache)
     else:
-        count = _count_add_incr(key, period + 1)
+        count = cache_count_add_incr(cache, key, period + 1)
     if count <= limit:
         return None
     return max(1.0, math.ceil(period - now % period))
-
-
-def _count_add_incr(key: str, timeout: int) -> int:
-    """The count on a cache backend without ``count`` (the local-memory cache of dev and tests)."""
-    cache.add(key, 0, timeout=timeout)
-    try:
-        return cache.incr(key)
-    except ValueError:
-        # The counter expired between add and incr: this request starts the window.
-        cache.set(key, 1, timeout=timeout)
-        return 1
 
 
 class TenantKeyRateThrottle(BaseThrottle):

@@ -57,6 +57,17 @@ def cache_fallback_stats() -> dict[str, Any]:
         return asdict(_stats)
 
 
+def cache_count_add_incr(backend: Any, key: str, timeout: int, version: int | None = None) -> int:
+    """Add one to the counter ``key`` of a cache with no atomic count of its own (the local
+    memory cache): created at 0 for ``timeout`` seconds when missing, then incremented."""
+    backend.add(key, 0, timeout, version)
+    try:
+        return backend.incr(key, 1, version)
+    except ValueError:  # expired between the two calls: this call starts the counter
+        backend.set(key, 1, timeout, version)
+        return 1
+
+
 class FallbackRedisCache(RedisCache):
     """``RedisCache`` with short timeouts and a local fallback (see the module docstring)."""
 
@@ -127,18 +138,15 @@ class FallbackRedisCache(RedisCache):
         key = self.make_and_validate_key(key, version=version)
         if self._counting_client is None:
             self._counting_client = self._cache.get_client(key, write=True)
-        pipeline = self._counting_client.pipeline(transaction=False)
+        # MULTI/EXEC, still one round trip: the counter cannot expire between the two commands
+        # (an INCR on an expired key would recreate it with no expiry).
+        pipeline = self._counting_client.pipeline(transaction=True)
         pipeline.set(key, 0, ex=timeout, nx=True)
         pipeline.incr(key)
         return pipeline.execute()[1]
 
     def _local_count(self, key: str, timeout: int, version: int | None) -> int:
-        self._local.add(key, 0, timeout, version)
-        try:
-            return self._local.incr(key, 1, version)
-        except ValueError:  # expired between the two calls: this call starts the counter
-            self._local.set(key, 1, timeout, version)
-            return 1
+        return cache_count_add_incr(self._local, key, timeout, version)
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         return self._call("add", key, value, timeout, version)
