@@ -264,6 +264,7 @@ def test_secret_uses_are_listed_only_on_request_and_name_the_api_key(tenant, ada
     assert use.actor == f"API key “Backend” ({key.prefix}…)"
 
 
+@pytest.mark.postgres  # PostgreSQL's planner and its expression index
 def test_the_timeline_finds_the_end_users_events_through_an_index(tenant, ada):
     for n in range(30):
         Event.objects.create(tenant=tenant, type="credential.verified", data={"user_id": f"u{n}"})
