@@ -773,6 +773,12 @@ class Credential(SealedSecretModel):
     last_verification_error = models.TextField(blank=True, editable=False)
     verification_attempts = models.PositiveIntegerField(default=0, editable=False)
     next_verification_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The sweeps' leases (``integrations.services.sweeps``): a claimed row is not due again
+    # before its lease ends. They are in no index, not even an index's condition, so that a
+    # claim rewrites each row in place on its page (a HOT update) rather than adding a
+    # version of the row to every index (the table keeps room on its pages for that).
+    refresh_leased_until = models.DateTimeField(null=True, blank=True, editable=False)
+    verification_leased_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -5,8 +5,17 @@ repeats (``credential_refresh_due``, ``credential_reverify_due``, ``credential_p
 ``delivery_due``), ordered by the indexed column, so a sweep costs the same whatever the table
 size. Each ``sweep_*`` service claims a batch in one statement (``sweep_batch_claim``:
 ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …``, so two beat
-runs never claim the same rows), which leases it by moving its due time forward, and queues the
-jobs by id once the claim commits, spread over a few seconds.
+runs never claim the same rows), which leases it, and queues the jobs by id once the claim
+commits, spread over a few seconds.
+
+A credential's lease is a column of its own (``refresh_leased_until``,
+``verification_leased_until``) that no index reads, and the selectors pass over rows whose
+lease has not ended: a claim then rewrites each row in place (a HOT update) instead of adding
+500 scattered rows to every index of the table. The due time moves only when the work is done
+or waits for a retry, so only rows whose job is queued or running are leased while due; after
+an outage the rows leased by the previous sweep (at most one run's worth) are passed over.
+A webhook delivery's lease still moves its due time (``next_attempt_at``): its table is
+narrow.
 
 Leases are short (45 s by default) and renewed by the job while it lives: when it starts
 and before each retry. A job lost with a killed worker, or never queued because Redis was
@@ -27,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -47,16 +56,26 @@ logger = logging.getLogger(__name__)
 # Selectors: what is due now. The benchmark times and explains exactly these.
 
 
+def _not_leased(column: str, now: datetime) -> Q:
+    return Q(**{f"{column}__isnull": True}) | Q(**{f"{column}__lte": now})
+
+
 def credentials_refresh_due(*, now: datetime) -> QuerySet[Credential]:
-    """Active OAuth2 credentials whose refresh is scheduled by now (``credential_refresh_due``)."""
+    """Active OAuth2 credentials whose refresh is scheduled by now (``credential_refresh_due``)
+    and not leased."""
     return Credential.objects.filter(
-        status=Credential.Status.ACTIVE, refresh_at__isnull=False, refresh_at__lte=now
+        _not_leased("refresh_leased_until", now),
+        status=Credential.Status.ACTIVE,
+        refresh_at__isnull=False,
+        refresh_at__lte=now,
     ).order_by("refresh_at")
 
 
 def credentials_reverify_due(*, now: datetime) -> QuerySet[Credential]:
-    """Active credentials due for re-verification (``credential_reverify_due``)."""
+    """Active credentials due for re-verification (``credential_reverify_due``) and not
+    leased."""
     return Credential.objects.filter(
+        _not_leased("verification_leased_until", now),
         status=Credential.Status.ACTIVE,
         next_verification_at__isnull=False,
         next_verification_at__lte=now,
@@ -64,11 +83,13 @@ def credentials_reverify_due(*, now: datetime) -> QuerySet[Credential]:
 
 
 def credentials_pending_stuck(*, now: datetime) -> QuerySet[Credential]:
-    """Credentials pending for longer than PENDING_AFTER_SECONDS (``credential_pending``):
-    their verification job was never queued (the broker was down) or was lost."""
+    """Credentials pending for longer than PENDING_AFTER_SECONDS (``credential_pending``), and
+    not leased: their verification job was never queued (the broker was down) or was lost."""
     cutoff = now - timedelta(seconds=conf.PENDING_AFTER_SECONDS)
     return Credential.objects.filter(
-        status=Credential.Status.PENDING, updated_at__lte=cutoff
+        _not_leased("verification_leased_until", now),
+        status=Credential.Status.PENDING,
+        updated_at__lte=cutoff,
     ).order_by("updated_at")
 
 
@@ -106,13 +127,13 @@ def sweep_batch_claim_sql(
     if others:
         raise ValueError("A lease moves one column.")
     lease_field = meta.get_field(name)
+    table, column, pk = quote(meta.db_table), quote(lease_field.column), quote(meta.pk.column)
     select = due.select_for_update(skip_locked=True).values_list("pk")[:limit]
     select_sql, select_params = select.query.get_compiler(using=due.db).as_sql()
     returning = ", ".join(
         quote((meta.pk if field == "pk" else meta.get_field(field)).column) for field in fields
     )
     # Names come from the model and are quoted; every value is a parameter.
-    table, column, pk = quote(meta.db_table), quote(lease_field.column), quote(meta.pk.column)
     sql = f"UPDATE {table} SET {column} = %s WHERE {pk} IN ({select_sql}) RETURNING {returning}"  # noqa: S608
     return sql, [lease_field.get_db_prep_save(value, connection), *select_params]
 
@@ -182,7 +203,7 @@ def sweep_refresh_due(*, now: datetime | None = None) -> SweepResult:
     return _sweep(
         due=credentials_refresh_due(now=now),
         fields=("pk",),
-        lease={"refresh_at": now + timedelta(seconds=conf.REFRESH_LEASE_SECONDS)},
+        lease={"refresh_leased_until": now + timedelta(seconds=conf.REFRESH_LEASE_SECONDS)},
         task=REFRESH_CREDENTIAL,
     )
 
@@ -192,7 +213,7 @@ def sweep_reverify_due(*, now: datetime | None = None) -> SweepResult:
     return _sweep(
         due=credentials_reverify_due(now=now),
         fields=("pk",),
-        lease={"next_verification_at": now + timedelta(seconds=conf.REVERIFY_LEASE_SECONDS)},
+        lease={"verification_leased_until": now + timedelta(seconds=conf.REVERIFY_LEASE_SECONDS)},
         task=VERIFY_CREDENTIAL,
         claim=True,
     )
@@ -203,7 +224,8 @@ def sweep_pending_credentials(*, now: datetime | None = None) -> SweepResult:
     return _sweep(
         due=credentials_pending_stuck(now=now),
         fields=("pk",),
-        lease={"updated_at": now},
+        # Due again once it has waited the threshold again, as if it had just become pending.
+        lease={"verification_leased_until": now + timedelta(seconds=conf.PENDING_AFTER_SECONDS)},
         task=VERIFY_CREDENTIAL,
     )
 
@@ -221,27 +243,34 @@ def sweep_webhook_deliveries(*, now: datetime | None = None) -> SweepResult:
 # Leases held by running jobs. A job renews its row's lease when it starts and when it waits
 # for a retry, so the sweep leaves the row alone while the job lives; a job lost with its
 # worker renews nothing, and its row is due again one lease after the job last renewed it.
+# A job waiting for a retry also moves the row's due time to the end of its lease, so that
+# rows whose provider is down for hours do not wait at the head of the due index, where every
+# sweep would pass over them.
 
 
 def reverify_claim_take(*, credential_id: object, claim: str) -> str | None:
     """A re-verification job starts: it holds its row for REVERIFY_LEASE_SECONDS from now, if
     the row still carries the lease the job was queued under. Returns the new lease (the job's
     claim from now on), or None when the job is stale: a later sweep queued the row again (this
-    job waited longer than its lease), or the row was verified meanwhile."""
+    job waited longer than its lease), or the row was verified meanwhile (which moved its due
+    time past the lease, or cleared it)."""
     queued_under = parse_datetime(claim)
     lease = timezone.now() + timedelta(seconds=conf.REVERIFY_LEASE_SECONDS)
-    taken = Credential.objects.filter(pk=credential_id, next_verification_at=queued_under).update(
-        next_verification_at=lease
-    )
+    taken = Credential.objects.filter(
+        pk=credential_id,
+        verification_leased_until=queued_under,
+        next_verification_at__lte=queued_under,
+    ).update(verification_leased_until=lease)
     return lease.isoformat() if taken else None
 
 
 def reverify_lease_extend(*, credential_id: object, seconds: float) -> str | None:
-    """The job retries in ``seconds``: its row stays leased until a lease after that."""
+    """The job retries in ``seconds``: its row stays leased, and is not due, until a lease
+    after that."""
     lease = timezone.now() + timedelta(seconds=seconds + conf.REVERIFY_LEASE_SECONDS)
     extended = Credential.objects.filter(
         pk=credential_id, status=Credential.Status.ACTIVE, next_verification_at__isnull=False
-    ).update(next_verification_at=lease)
+    ).update(next_verification_at=lease, verification_leased_until=lease)
     return lease.isoformat() if extended else None
 
 

@@ -17,6 +17,8 @@ from integrations.services.sweeps import (
     credentials_pending_stuck,
     credentials_refresh_due,
     credentials_reverify_due,
+    reverify_claim_take,
+    reverify_lease_extend,
     sweep_batch_claim,
     sweep_batch_claim_sql,
     sweep_pending_credentials,
@@ -29,6 +31,13 @@ from integrations.tasks import deliver_webhook, refresh_credential, verify_crede
 from tests import factories
 
 MINUTE = timedelta(minutes=1)
+# The column each sweep leases, by the index it reads.
+LEASES = {
+    "credential_refresh_due": "refresh_leased_until",
+    "credential_reverify_due": "verification_leased_until",
+    "credential_pending": "verification_leased_until",
+    "delivery_due": "next_attempt_at",
+}
 LEASE_NEARLY_OVER = timedelta(seconds=conf.REFRESH_LEASE_SECONDS - 1)
 
 
@@ -69,7 +78,8 @@ def test_the_refresh_sweep_queues_only_active_credentials_that_are_due_and_lease
     assert result.queued == 1
     assert _queued(callbacks, refresh_credential) == [(str(due.pk),)]
     due.refresh_from_db()
-    assert due.refresh_at == now + timedelta(seconds=conf.REFRESH_LEASE_SECONDS)
+    assert due.refresh_leased_until == now + timedelta(seconds=conf.REFRESH_LEASE_SECONDS)
+    assert due.refresh_at == now - MINUTE  # the refresh itself moves it
 
 
 def test_a_leased_row_is_left_alone_until_its_lease_ends_and_is_then_queued_again(
@@ -108,7 +118,8 @@ def test_the_reverify_sweep_queues_only_active_credentials_due_for_re_verificati
     # Each job carries the lease it was queued under: it knows when a later sweep re-queued it.
     assert _queued(callbacks, verify_credential) == [(str(due.pk), lease.isoformat())]
     due.refresh_from_db()
-    assert due.next_verification_at == lease
+    assert due.verification_leased_until == lease
+    assert due.next_verification_at == now - MINUTE  # the verification itself moves it
 
 
 def test_the_pending_sweep_queues_only_credentials_pending_longer_than_the_threshold(
@@ -132,7 +143,11 @@ def test_the_pending_sweep_queues_only_credentials_pending_longer_than_the_thres
 
     assert _queued(callbacks, verify_credential) == [(str(stuck.pk),)]
     stuck.refresh_from_db()
-    assert stuck.updated_at == now  # leased: the next sweep waits the threshold again
+    # Leased: the next sweep waits the threshold again.
+    assert stuck.verification_leased_until == now + timedelta(seconds=conf.PENDING_AFTER_SECONDS)
+    threshold = timedelta(seconds=conf.PENDING_AFTER_SECONDS)
+    assert stuck not in credentials_pending_stuck(now=now + threshold - timedelta(seconds=1))
+    assert stuck in credentials_pending_stuck(now=now + threshold)
 
 
 def test_the_delivery_sweep_queues_due_pending_deliveries_with_their_attempt_count(
@@ -210,7 +225,7 @@ def test_a_claim_skips_rows_another_transaction_holds(transactional_db, end_user
         factories.make_credential(end_user=end_user, app=app, next_verification_at=now - MINUTE)
         for _ in range(2)
     )
-    lease = {"next_verification_at": now + MINUTE}
+    lease = {"verification_leased_until": now + MINUTE}
     db = connection.settings_dict
     with psycopg.connect(
         host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]
@@ -226,8 +241,8 @@ def test_a_claim_skips_rows_another_transaction_holds(transactional_db, end_user
     assert claimed == [(free.pk,)]
     held.refresh_from_db()
     free.refresh_from_db()
-    assert held.next_verification_at == now - MINUTE  # not leased: the next sweep takes it
-    assert free.next_verification_at == now + MINUTE
+    assert held.verification_leased_until is None  # not leased: the next sweep takes it
+    assert free.verification_leased_until == now + MINUTE
 
 
 @pytest.mark.postgres
@@ -246,15 +261,122 @@ def test_each_sweep_selects_what_is_due_through_its_partial_index(db):
         for index, queryset in selections.items():
             plan = queryset.select_for_update(skip_locked=True).values_list("pk")[:500].explain()
             assert index in plan and "Seq Scan" not in plan, plan
-            # The claim's subquery is the same selection: it reads the same index. (Each
-            # sweep leases the column it orders by.)
-            lease = {queryset.query.order_by[0]: now}
+            # The claim's subquery is the same selection: it reads the same index.
+            lease = {LEASES[index]: now}
             sql, params = sweep_batch_claim_sql(
                 due=queryset, fields=("pk",), lease=lease, limit=500
             )
             cursor.execute(f"EXPLAIN {sql}", params)
             plan = "\n".join(row[0] for row in cursor.fetchall())
             assert index in plan and "Seq Scan" not in plan, plan
+
+
+def _updates(table: str) -> tuple[int, int]:
+    """Rows this transaction updated in ``table`` so far: all of them, and those rewritten in
+    place on their page without a new entry in any index (HOT)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = %s",
+            [table],
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.postgres
+def test_a_claim_leases_each_credential_in_place_without_a_new_index_entry(
+    end_user, oauth_app, settings, django_capture_on_commit_callbacks
+):
+    """What keeps a claim of 500 rows cheap at a million credentials: a credential has about
+    ten indexes, and a lease that moved an indexed column gave each claimed row a new entry
+    in every one of them."""
+    settings.PORTAL_SWEEP_SPREAD_SECONDS = 0
+    key_app = factories.make_api_key_app()
+    now = timezone.now()
+    for _ in range(3):
+        _oauth_credential(end_user, oauth_app, refresh_at=now - MINUTE)
+        factories.make_credential(end_user=end_user, app=key_app, next_verification_at=now - MINUTE)
+        factories.make_credential(end_user=end_user, app=key_app, status="pending")
+    Credential.objects.filter(status="pending").update(updated_at=now - timedelta(hours=1))
+    before = _updates("integrations_credential")
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        queued = [
+            sweep(now=now).queued
+            for sweep in (sweep_refresh_due, sweep_reverify_due, sweep_pending_credentials)
+        ]
+    job = next(args for args in _queued(callbacks, verify_credential) if len(args) == 2)
+    assert reverify_claim_take(credential_id=job[0], claim=job[1]) is not None
+    after = _updates("integrations_credential")
+
+    assert queued == [3, 3, 3]
+    updated, in_place = (a - b for a, b in zip(after, before, strict=True))
+    assert (updated, in_place) == (10, 10)  # nine claimed rows, then one job took its lease
+
+
+@pytest.mark.postgres
+def test_no_index_of_the_credential_table_reads_a_lease_column(db):
+    # Not even in an index's condition: PostgreSQL rewrites a row in place only when no
+    # indexed column (or column of a partial index's condition) changes.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid = 'integrations_credential'::regclass"
+        )
+        definitions = dict(cursor.fetchall())
+        cursor.execute(
+            "SELECT reloptions FROM pg_class WHERE oid = 'integrations_credential'::regclass"
+        )
+        (options,) = cursor.fetchone()
+
+    assert "credential_reverify_due" in definitions
+    for name, definition in definitions.items():
+        assert "leased_until" not in definition, name
+    # Room on each page for the leased version of its rows.
+    assert "fillfactor=90" in options
+
+
+def test_a_job_whose_credential_was_verified_meanwhile_skips_itself(
+    end_user, django_capture_on_commit_callbacks
+):
+    app = factories.make_api_key_app()
+    now = timezone.now()
+    credential = factories.make_credential(
+        end_user=end_user, app=app, next_verification_at=now - MINUTE
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        sweep_reverify_due(now=now)
+    ((_, claim),) = _queued(callbacks, verify_credential)
+    # Verified by another path (the end user reconnected, say) before the job started.
+    Credential.objects.filter(pk=credential.pk).update(next_verification_at=now + timedelta(days=1))
+
+    assert reverify_claim_take(credential_id=credential.pk, claim=claim) is None
+
+
+def test_a_job_waiting_for_a_retry_keeps_its_credential_out_of_the_due_rows_until_then(
+    end_user, django_capture_on_commit_callbacks
+):
+    app = factories.make_api_key_app()
+    now = timezone.now()
+    credential = factories.make_credential(
+        end_user=end_user, app=app, next_verification_at=now - MINUTE
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        sweep_reverify_due(now=now)
+    ((_, claim),) = _queued(callbacks, verify_credential)
+    claim = reverify_claim_take(credential_id=credential.pk, claim=claim)
+
+    # The provider is down: the job retries in an hour.
+    retry_claim = reverify_lease_extend(credential_id=credential.pk, seconds=3600)
+    credential.refresh_from_db()
+    lease = timezone.now() + timedelta(hours=1)
+
+    # Not due while the job waits (not even at the head of the due rows, where every sweep
+    # would pass over it), and the retried job takes its row back.
+    assert credential.next_verification_at == credential.verification_leased_until
+    assert credential.next_verification_at >= lease
+    assert credential not in credentials_reverify_due(now=lease)
+    assert reverify_claim_take(credential_id=credential.pk, claim=retry_claim) is not None
+    assert reverify_claim_take(credential_id=credential.pk, claim=claim) is None
 
 
 def test_every_beat_entry_names_a_registered_task_and_expires_before_its_next_run():
