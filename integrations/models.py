@@ -568,7 +568,10 @@ class WebhookDelivery(models.Model):
         FAILED = "failed", "Failed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    # No index of its own: ``delivery_once_per_endpoint`` (event, endpoint) leads with it.
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
     )
@@ -750,7 +753,11 @@ class Credential(SealedSecretModel):
     USABLE_STATUSES = (Status.ACTIVE, Status.PENDING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="credentials")
+    # No index of its own: ``credential_owner`` and ``credential_tenant_status`` lead with it.
+    # Every index is one more entry to write whenever a row gets a new version.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="credentials", db_index=False
+    )
     end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="credentials")
     app = models.ForeignKey("App", on_delete=models.PROTECT, related_name="credentials")
     label = models.CharField(max_length=MAX_LABEL_LENGTH, blank=True)
@@ -781,6 +788,9 @@ class Credential(SealedSecretModel):
     verification_leased_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # The vault's key id without the index sealed models have: nothing looks credentials up
+    # by it (key rotation walks them by primary key).
+    secret_key_id = models.CharField(max_length=32, blank=True, editable=False)
 
     class Meta:
         ordering = ["created_at"]

@@ -335,6 +335,28 @@ def test_no_index_of_the_credential_table_reads_a_lease_column(db):
     assert "fillfactor=90" in options
 
 
+def test_the_credential_and_delivery_tables_keep_no_redundant_index(db):
+    """Each index is one more entry to write whenever a row gets a new version: an index on a
+    column that leads a composite index, or that nothing looks rows up by, is dead weight."""
+    with connection.cursor() as cursor:
+        indexes = {
+            table: [
+                info["columns"]
+                for info in connection.introspection.get_constraints(cursor, table).values()
+                if info["index"] or info["unique"]
+            ]
+            for table in ("integrations_credential", "integrations_webhookdelivery")
+        }
+
+    credential = indexes["integrations_credential"]
+    assert ["tenant_id"] not in credential
+    assert ["tenant_id", "end_user_id", "app_id"] in credential  # credential_owner
+    assert ["tenant_id", "status"] in credential  # credential_tenant_status
+    assert ["secret_key_id"] not in credential  # nor its LIKE twin on PostgreSQL
+    assert ["event_id"] not in indexes["integrations_webhookdelivery"]
+    assert ["event_id", "endpoint_id"] in indexes["integrations_webhookdelivery"]
+
+
 def test_a_job_whose_credential_was_verified_meanwhile_skips_itself(
     end_user, django_capture_on_commit_callbacks
 ):
