@@ -41,7 +41,7 @@ SWEEPS = {
         "credential_pending",
         "verification_leased_until",
     ),
-    "webhooks due": ("webhook_deliveries_due", "delivery_due", "next_attempt_at"),
+    "webhooks due": ("webhook_deliveries_due", "delivery_due", "leased_until"),
 }
 
 CREDENTIALS_SQL = """

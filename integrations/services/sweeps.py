@@ -11,11 +11,10 @@ commits, spread over a few seconds.
 A credential's lease is a column of its own (``refresh_leased_until``,
 ``verification_leased_until``) that no index reads, and the selectors pass over rows whose
 lease has not ended: a claim then rewrites each row in place (a HOT update) instead of adding
-500 scattered rows to every index of the table. The due time moves only when the work is done
-or waits for a retry, so only rows whose job is queued or running are leased while due; after
-an outage the rows leased by the previous sweep (at most one run's worth) are passed over.
-A webhook delivery's lease still moves its due time (``next_attempt_at``): its table is
-narrow.
+500 scattered rows to every index of the table. A webhook delivery's lease works the same way
+(``leased_until``). The due time moves only when the work is done or waits for a retry, so
+only rows whose job is queued or running are leased while due: in a backlog, each batch passes
+over the rows leased by the previous run and by this run's earlier batches.
 
 Leases are short (45 s by default) and renewed by the job while it lives: when it starts
 and before each retry. A job lost with a killed worker, or never queued because Redis was
@@ -95,8 +94,9 @@ def credentials_pending_stuck(*, now: datetime) -> QuerySet[Credential]:
 
 
 def webhook_deliveries_due(*, now: datetime) -> QuerySet[WebhookDelivery]:
-    """Pending deliveries whose next attempt is due (``delivery_due``)."""
+    """Pending deliveries whose next attempt is due (``delivery_due``) and not leased."""
     return WebhookDelivery.objects.filter(
+        _not_leased("leased_until", now),
         status=WebhookDelivery.Status.PENDING,
         next_attempt_at__isnull=False,
         next_attempt_at__lte=now,
@@ -249,7 +249,7 @@ def sweep_webhook_deliveries(*, now: datetime | None = None) -> SweepResult:
     return _sweep(
         due=webhook_deliveries_due(now=now),
         fields=("pk", "attempt_count"),
-        lease={"next_attempt_at": now + timedelta(seconds=conf.WEBHOOK_LEASE_SECONDS)},
+        lease={"leased_until": now + timedelta(seconds=conf.WEBHOOK_LEASE_SECONDS)},
         task=DELIVER_WEBHOOK,
     )
 

@@ -36,7 +36,7 @@ LEASES = {
     "credential_refresh_due": "refresh_leased_until",
     "credential_reverify_due": "verification_leased_until",
     "credential_pending": "verification_leased_until",
-    "delivery_due": "next_attempt_at",
+    "delivery_due": "leased_until",
 }
 LEASE_NEARLY_OVER = timedelta(seconds=conf.REFRESH_LEASE_SECONDS - 1)
 
@@ -169,6 +169,10 @@ def test_the_delivery_sweep_queues_due_pending_deliveries_with_their_attempt_cou
         sweep_webhook_deliveries(now=now)
 
     assert _queued(callbacks, deliver_webhook) == [(str(due.pk), 2)]
+    due.refresh_from_db()
+    assert due.leased_until == now + timedelta(seconds=conf.WEBHOOK_LEASE_SECONDS)
+    assert due not in webhook_deliveries_due(now=due.leased_until - timedelta(seconds=1))
+    assert due in webhook_deliveries_due(now=due.leased_until)
 
 
 def test_a_sweep_claims_in_batches_and_leaves_the_rest_for_its_next_run(
@@ -314,21 +318,48 @@ def test_a_claim_leases_each_credential_in_place_without_a_new_index_entry(
 
 
 @pytest.mark.postgres
-def test_no_index_of_the_credential_table_reads_a_lease_column(db):
+def test_a_claim_leases_each_webhook_delivery_in_place_without_a_new_index_entry(
+    tenant, django_capture_on_commit_callbacks
+):
+    from integrations.models import WebhookEndpoint
+
+    WebhookEndpoint.objects.create(tenant=tenant, url="http://127.0.0.1:9/hook")
+    with transaction.atomic():
+        for _ in range(3):
+            event_emit(tenant=tenant, type="credential.verified", data={})
+    now = timezone.now()
+    WebhookDelivery.objects.update(next_attempt_at=now - MINUTE)
+    before = _updates("integrations_webhookdelivery")
+
+    with django_capture_on_commit_callbacks():
+        assert sweep_webhook_deliveries(now=now).queued == 3
+
+    after = _updates("integrations_webhookdelivery")
+    assert tuple(a - b for a, b in zip(after, before, strict=True)) == (3, 3)
+
+
+@pytest.mark.parametrize(
+    ("table", "due_index"),
+    [
+        ("integrations_credential", "credential_reverify_due"),
+        ("integrations_webhookdelivery", "delivery_due"),
+    ],
+)
+@pytest.mark.postgres
+def test_no_index_reads_a_lease_column(db, table, due_index):
     # Not even in an index's condition: PostgreSQL rewrites a row in place only when no
     # indexed column (or column of a partial index's condition) changes.
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
-            "WHERE indrelid = 'integrations_credential'::regclass"
+            "WHERE indrelid = %s::regclass",
+            [table],
         )
         definitions = dict(cursor.fetchall())
-        cursor.execute(
-            "SELECT reloptions FROM pg_class WHERE oid = 'integrations_credential'::regclass"
-        )
+        cursor.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass", [table])
         (options,) = cursor.fetchone()
 
-    assert "credential_reverify_due" in definitions
+    assert due_index in definitions
     for name, definition in definitions.items():
         assert "leased_until" not in definition, name
     # Room on each page for the leased version of its rows.
