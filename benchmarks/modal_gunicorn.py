@@ -10,6 +10,8 @@ figure is the median with the spread of the rounds. Queries per page are counted
 
 Goals of issue 11 (40 apps): at least 35 % of the bare view's throughput and p99 under 50 ms;
 the same query count for 5 and 200 apps. Exits 1 when one is missed by more than the spread.
+Before the load, it prints each page's CPU time per request in one process (the whole Django
+stack, no HTTP server): on a busy machine that figure moves far less than the wrk rounds.
 """
 
 from __future__ import annotations
@@ -74,6 +76,48 @@ def _queries(path: str) -> tuple[int, int]:
     return len(captured.captured_queries), len(response.content)
 
 
+def _cpu_ms(path: str, *, batches: int = 8, size: int = 40) -> float:
+    """CPU time (ms) this process spends on one request to ``path`` through the whole Django
+    stack (middleware included, no HTTP server): the lowest of ``batches`` batches, a figure
+    that load from other processes on the machine barely moves."""
+    import io
+    import time
+
+    from django.core.handlers.wsgi import WSGIHandler
+
+    handler = WSGIHandler()
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_ACCEPT_LANGUAGE": "en",
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+    }
+
+    def call() -> None:
+        statuses = []
+        body = handler(
+            {**environ, "wsgi.input": io.BytesIO()}, lambda s, h, e=None: statuses.append(s)
+        )
+        b"".join(body)
+        assert statuses[0].startswith("200"), statuses
+
+    for _ in range(10):
+        call()
+    best = float("inf")
+    for _ in range(batches):
+        start = time.process_time()
+        for _ in range(size):
+            call()
+        best = min(best, (time.process_time() - start) / size * 1000)
+    return best
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--apps", type=int, nargs="+", default=[5, 40, 200])
@@ -89,6 +133,11 @@ def main() -> int:
     _bench.collectstatic(env)
     paths = {count: _seed(count) for count in args.apps}
     measured = {count: _queries(path) for count, path in paths.items()}
+    bare_cpu = _cpu_ms("/bench/bare")
+    print(f"CPU per request in one process, whole Django stack: bare view {bare_cpu:.3f} ms")
+    for count, path in paths.items():
+        print(f"  app list, {count} apps: {_cpu_ms(path):.3f} ms")
+    print()
 
     goals = _bench.Goals()
     load = {"connections": args.connections, "seconds": args.seconds}
