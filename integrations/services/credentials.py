@@ -41,6 +41,7 @@ from accounts.models import AuditLogEntry, EndUser
 from accounts.services.audit import Actor, audit_entry, audit_record_many
 from core.conf import conf
 from core.errors import Conflict, Invalid, NotFound
+from core.prepared import PreparedRead
 from core.redact import redact
 from core.validators import CONTROL_CHARACTERS
 from core.vault import VaultError
@@ -165,6 +166,23 @@ def _seal(credential: Credential, new: NewSecret) -> None:
         credential_secret_seal(credential=credential, secret=new.secret or {})
 
 
+def _locked_read(*related: str) -> PreparedRead:
+    return PreparedRead(
+        lambda pk: (
+            Credential.objects.select_for_update(of=("self",))
+            .select_related("end_user", "tenant", *related)
+            .defer("tenant__secret_key_id", "tenant__secret_ciphertext")  # the tenant's, unneeded
+            .filter(pk=pk)
+        ),
+        pk=Credential._meta.pk,
+    )
+
+
+# Compiled once (core/prepared.py): every verification job takes this lock.
+_locked_with_app = _locked_read("app")
+_locked_without_app = _locked_read()
+
+
 def _locked(credential: Credential) -> Credential:
     """The row again, under its lock, with what the events and audit entries name.
 
@@ -172,17 +190,10 @@ def _locked(credential: Credential) -> Credential:
     in every verification, and the app's columns are most of what it would read).
     """
     app_read = Credential.app.is_cached(credential)
-    try:
-        locked = (
-            Credential.objects.select_for_update(of=("self",))
-            .select_related("end_user", "tenant", *(() if app_read else ("app",)))
-            .defer("tenant__secret_key_id", "tenant__secret_ciphertext")  # the tenant's, unneeded
-            .get(pk=credential.pk)
-        )
-    except Credential.DoesNotExist:
-        raise NotFound(
-            "That account is no longer connected.", code="credential_not_found"
-        ) from None
+    found = (_locked_without_app if app_read else _locked_with_app).run(pk=credential.pk)
+    if not found:
+        raise NotFound("That account is no longer connected.", code="credential_not_found")
+    (locked,) = found
     if app_read and locked.app_id == credential.app_id:
         locked.app = credential.app
     return locked

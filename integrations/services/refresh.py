@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services.audit import Actor, audit_record
+from core.prepared import PreparedRead
 from core.vault import VaultError
 from integrations.models import Credential
 from integrations.services.credentials import credential_mark_expired, credential_mark_refreshed
@@ -87,21 +88,29 @@ def credential_refresh_due(credential: Credential, *, now: datetime | None = Non
     return credential.expires_at - buffer <= (now or timezone.now())
 
 
+# The refresh's read of its row, under the lock: compiled once (core/prepared.py), since the
+# refresh sweep runs it for every OAuth2 credential about once an hour.
+_locked_read = PreparedRead(
+    lambda pk: (
+        Credential.objects.select_for_update(of=("self",))
+        .select_related("app", "tenant", "end_user")
+        .defer(*APP_COLUMNS_JOBS_SKIP, "tenant__secret_key_id", "tenant__secret_ciphertext")
+        .filter(pk=pk)
+    ),
+    pk=Credential._meta.pk,
+)
+
+
 def credential_refresh(
     *, credential_id, force: bool = False, actor: Actor | None = None
 ) -> RefreshOutcome:
     """Refresh a credential's access token if it is due (or ``force``)."""
     actor = actor or Actor.system()
     with transaction.atomic():
-        try:
-            credential = (
-                Credential.objects.select_for_update(of=("self",))
-                .select_related("app", "tenant", "end_user")
-                .defer(*APP_COLUMNS_JOBS_SKIP, "tenant__secret_key_id", "tenant__secret_ciphertext")
-                .get(pk=credential_id)
-            )
-        except Credential.DoesNotExist:
+        found = _locked_read.run(pk=credential_id)
+        if not found:
             return RefreshOutcome(RefreshKind.SKIPPED, None, "Gone.")
+        (credential,) = found
         if (
             not credential.app.is_oauth2
             or credential.status not in (Credential.Status.ACTIVE, Credential.Status.PENDING)

@@ -33,6 +33,7 @@ from accounts.services.audit import Actor
 from core.conf import conf
 from core.errors import NotFound
 from core.http import outbound_request
+from core.prepared import PreparedRead
 from core.redact import redact
 from core.vault import VaultError
 from integrations.models import App, Credential
@@ -225,19 +226,21 @@ def _probe(*, app: App, secret: dict[str, Any]) -> ProbeResult:
     )
 
 
+# Its app only: the transition re-reads the row under its lock with what events name. Compiled
+# once (core/prepared.py): the jobs run it for every credential, every day.
+_credential_read = PreparedRead(
+    lambda pk: Credential.objects.select_related("app").defer(*APP_COLUMNS_JOBS_SKIP).filter(pk=pk),
+    pk=Credential._meta.pk,
+)
+
+
 def credential_verify(*, credential_id, actor: Actor | None = None) -> VerificationOutcome:
     """Verify an existing credential now and record the result (see the module docstring)."""
     actor = actor or Actor.system()
-    # Its app only: the transition re-reads the row under its lock with what events name.
-    # (``get``, unlike ``first``, has no ORDER BY to build: jobs run this for every credential.)
-    try:
-        credential = (
-            Credential.objects.select_related("app")
-            .defer(*APP_COLUMNS_JOBS_SKIP)
-            .get(pk=credential_id)
-        )
-    except Credential.DoesNotExist:
+    found = _credential_read.run(pk=credential_id)
+    if not found:
         return VerificationOutcome(VerifyKind.SKIPPED, None, "Gone.")
+    (credential,) = found
     if credential.status == Credential.Status.REVOKED or not credential.has_secret:
         return VerificationOutcome(VerifyKind.SKIPPED, credential, "Revoked.")
     if credential.status == Credential.Status.EXPIRED and credential.app.is_oauth2:
