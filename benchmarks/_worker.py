@@ -53,19 +53,21 @@ def cpu_seconds(pid: int) -> float:
 
 
 def batch(
-    *, task: str, ids: list[str], done: Callable[[], int], pid: int, limit: float = 600
+    *,
+    queue: Callable[[list[str]], None],
+    ids: list[str],
+    done: Callable[[], int],
+    pid: int,
+    limit: float = 600,
 ) -> tuple[float, float]:
-    """Queue ``task`` for each id and wait until ``done()`` counts them all: (jobs per second,
-    worker CPU seconds per job)."""
-    from portal.celery import app
-
+    """Queue the work on ``ids`` (``queue``: jobs sent, or a sweep run) and wait until ``done()``
+    counts them all: (rows per second, worker CPU seconds per row)."""
     cpu = cpu_seconds(pid)
     started = time.perf_counter()
-    for job_id in ids:
-        app.send_task(task, args=[job_id])
+    queue(ids)
     while (finished := done()) < len(ids):
         if time.perf_counter() - started > limit:
-            raise SystemExit(f"{task}: only {finished}/{len(ids)} done after {limit:g} s")
+            raise SystemExit(f"only {finished}/{len(ids)} done after {limit:g} s")
         time.sleep(0.2)
     elapsed = time.perf_counter() - started
     return len(ids) / elapsed, (cpu_seconds(pid) - cpu) / len(ids)

@@ -55,6 +55,13 @@ def _seed(n: int, receiver: str) -> list[str]:
     return [str(delivery.pk) for delivery in deliveries]
 
 
+def _queue(ids: list[str]) -> None:
+    from portal.celery import app
+
+    for delivery_id in ids:
+        app.send_task(TASK, args=[delivery_id])
+
+
 def _run(ids: list[str], worker_pid: int) -> tuple[float, float]:
     from django.utils import timezone
 
@@ -65,7 +72,7 @@ def _run(ids: list[str], worker_pid: int) -> tuple[float, float]:
     )
     since = timezone.now()
     return _worker.batch(
-        task=TASK,
+        queue=_queue,
         ids=ids,
         done=lambda: WebhookDelivery.objects.filter(pk__in=ids, delivered_at__gte=since).count(),
         pid=worker_pid,

@@ -9,22 +9,36 @@ finds again if the job is never queued or is lost, so:
   in eager mode (no broker: it could not wait) and a job past its retries are left to the sweeps;
 - jobs are idempotent (the services lock and re-read their row), so ``acks_late`` is safe: a
   worker lost mid-job means the job runs again.
+
+The sweeps queue credentials in batches (``verify_credentials``, ``refresh_credentials``): a
+worker's own cost per job (taking the message from Redis, acknowledging it, tracing it) is then
+paid once per batch instead of once per credential. Inside a batch each credential is handled
+exactly as its single job would handle it (its own claim, transaction, audit entry and events),
+one after another; a provider that is down gets the credential a single job of its own that
+retries with the same backoff, and a credential that fails unexpectedly is logged and left to the
+sweep (its lease runs out) while the rest of the batch goes on.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Callable
 
 from celery import Task, shared_task
+from django.db import connections
 from kombu.exceptions import OperationalError
 
 from core.conf import conf
 from integrations.services.jobs import (
     DELIVER_WEBHOOK,
     REFRESH_CREDENTIAL,
+    REFRESH_CREDENTIALS,
     RUN_WORKFLOW,
     VERIFY_CREDENTIAL,
+    VERIFY_CREDENTIALS,
     backoff_seconds,
+    job_send,
 )
 from integrations.services.refresh import RefreshKind, credential_refresh
 from integrations.services.sweeps import (
@@ -75,6 +89,59 @@ def _retry_later(
     raise task.retry(args=args, countdown=delay)
 
 
+def _retry_in_own_job(
+    task: Task, name: str, args: tuple, *, delay: float, max_retries: int | None
+) -> None:
+    """A batch's credential whose provider did not answer: its first retry, as a single job
+    (``name``) queued in ``delay`` seconds, which then retries as any single job does."""
+    request = task.request
+    if request.is_eager or request.called_directly:
+        return
+    if (max_retries is not None and max_retries < 1) or delay > conf.TASK_MAX_COUNTDOWN_SECONDS:
+        return
+    job_send(name, *args, countdown=delay, retries=1)
+
+
+def _each(credential_ids: list[str], step: Callable[[str], str]) -> dict[str, int]:
+    """Run ``step`` for each credential of a batch; one that fails does not stop the others."""
+    outcomes: Counter[str] = Counter()
+    for credential_id in credential_ids:
+        try:
+            outcomes[str(step(credential_id))] += 1
+        except Exception:
+            # Its lease runs out and the sweep queues it again; a broken connection is replaced
+            # before the next credential, as between two jobs (portal/celery.py).
+            logger.exception("%s failed; the sweep will queue it again.", credential_id)
+            for connection in connections.all(initialized_only=True):
+                if not connection.in_atomic_block:
+                    connection.close_if_unusable_or_obsolete()
+            outcomes["error"] += 1
+    return dict(outcomes)
+
+
+def _verification(
+    credential_id: str, claim: str | None, *, attempt: int
+) -> tuple[str, float | None, str | None]:
+    """Verify one credential (under its lease ``claim``, when the reverify sweep queued it):
+    (the outcome, the delay before a retry or None, the claim the retry holds)."""
+    if claim is not None:
+        claim = reverify_claim_take(credential_id=credential_id, claim=claim)
+        if claim is None:
+            return VerifyKind.SKIPPED, None, None
+    outcome = credential_verify(credential_id=credential_id)
+    if outcome.kind != VerifyKind.UNAVAILABLE:
+        return outcome.kind, None, claim
+    backoff = backoff_seconds(
+        attempt=attempt,
+        base=conf.VERIFY_RETRY_BASE_SECONDS,
+        maximum=conf.VERIFY_RETRY_MAX_SECONDS,
+    )
+    delay = backoff if outcome.retry_after is None else outcome.retry_after
+    if claim is not None:
+        claim = reverify_lease_extend(credential_id=credential_id, seconds=delay)
+    return outcome.kind, delay, claim
+
+
 @shared_task(
     name=VERIFY_CREDENTIAL,
     base=PortalTask,
@@ -91,24 +158,52 @@ def verify_credential(self, credential_id: str, claim: str | None = None) -> str
     (``claim``): it takes the row's lease when it starts, or skips itself when it is stale,
     and keeps the row leased while it waits for a retry (``integrations.services.sweeps``).
     """
-    if claim is not None:
-        claim = reverify_claim_take(credential_id=credential_id, claim=claim)
-        if claim is None:
-            return VerifyKind.SKIPPED
-    outcome = credential_verify(credential_id=credential_id)
-    if outcome.kind == VerifyKind.UNAVAILABLE:
-        backoff = backoff_seconds(
-            attempt=self.request.retries + 1,
-            base=conf.VERIFY_RETRY_BASE_SECONDS,
-            maximum=conf.VERIFY_RETRY_MAX_SECONDS,
-        )
-        delay = backoff if outcome.retry_after is None else outcome.retry_after
-        if claim is not None:
-            claim = reverify_lease_extend(credential_id=credential_id, seconds=delay)
+    kind, delay, claim = _verification(credential_id, claim, attempt=self.request.retries + 1)
+    if delay is not None:
         _retry_later(
             self, delay=delay, max_retries=conf.VERIFY_MAX_RETRIES, args=(credential_id, claim)
         )
-    return outcome.kind
+    return kind
+
+
+@shared_task(
+    name=VERIFY_CREDENTIALS,
+    base=PortalTask,
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+)
+def verify_credentials(self, credential_ids: list[str], claim: str | None = None) -> dict:
+    """A sweep's batch: each credential verified as ``verify_credential`` would (see the
+    module docstring), all under the lease the batch was queued under (``claim``)."""
+
+    def step(credential_id: str) -> str:
+        kind, delay, retry_claim = _verification(credential_id, claim, attempt=1)
+        if delay is not None:
+            _retry_in_own_job(
+                self,
+                VERIFY_CREDENTIAL,
+                (credential_id, retry_claim),
+                delay=delay,
+                max_retries=conf.VERIFY_MAX_RETRIES,
+            )
+        return kind
+
+    return _each(credential_ids, step)
+
+
+def _refresh(credential_id: str, *, attempt: int) -> tuple[str, float | None]:
+    """Refresh one credential if it is (still) due: (the outcome, the delay before a retry)."""
+    outcome = credential_refresh(credential_id=credential_id)
+    if outcome.kind != RefreshKind.UNAVAILABLE:
+        return outcome.kind, None
+    delay = backoff_seconds(
+        attempt=attempt,
+        base=conf.REFRESH_RETRY_BASE_SECONDS,
+        maximum=conf.REFRESH_RETRY_MAX_SECONDS,
+    )
+    refresh_lease_extend(credential_id=credential_id, seconds=delay)
+    return outcome.kind, delay
 
 
 @shared_task(
@@ -121,16 +216,35 @@ def verify_credential(self, credential_id: str, claim: str | None = None) -> str
 )
 def refresh_credential(self, credential_id: str) -> str:
     """Refresh one OAuth2 credential if it is (still) due; a provider that is down is retried."""
-    outcome = credential_refresh(credential_id=credential_id)
-    if outcome.kind == RefreshKind.UNAVAILABLE:
-        delay = backoff_seconds(
-            attempt=self.request.retries + 1,
-            base=conf.REFRESH_RETRY_BASE_SECONDS,
-            maximum=conf.REFRESH_RETRY_MAX_SECONDS,
-        )
-        refresh_lease_extend(credential_id=credential_id, seconds=delay)
+    kind, delay = _refresh(credential_id, attempt=self.request.retries + 1)
+    if delay is not None:
         _retry_later(self, delay=delay, max_retries=conf.REFRESH_MAX_RETRIES)
-    return outcome.kind
+    return kind
+
+
+@shared_task(
+    name=REFRESH_CREDENTIALS,
+    base=PortalTask,
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+)
+def refresh_credentials(self, credential_ids: list[str]) -> dict:
+    """A sweep's batch: each credential refreshed as ``refresh_credential`` would."""
+
+    def step(credential_id: str) -> str:
+        kind, delay = _refresh(credential_id, attempt=1)
+        if delay is not None:
+            _retry_in_own_job(
+                self,
+                REFRESH_CREDENTIAL,
+                (credential_id,),
+                delay=delay,
+                max_retries=conf.REFRESH_MAX_RETRIES,
+            )
+        return kind
+
+    return _each(credential_ids, step)
 
 
 @shared_task(

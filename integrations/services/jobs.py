@@ -20,6 +20,9 @@ from redis.exceptions import RedisError
 
 VERIFY_CREDENTIAL = "integrations.tasks.verify_credential"
 REFRESH_CREDENTIAL = "integrations.tasks.refresh_credential"
+# The sweeps' batches: a list of credential ids per job (``integrations.tasks``).
+VERIFY_CREDENTIALS = "integrations.tasks.verify_credentials"
+REFRESH_CREDENTIALS = "integrations.tasks.refresh_credentials"
 DELIVER_WEBHOOK = "integrations.tasks.deliver_webhook"
 RUN_WORKFLOW = "integrations.tasks.run_workflow"
 

@@ -6,7 +6,9 @@ repeats (``credential_refresh_due``, ``credential_reverify_due``, ``credential_p
 size. Each ``sweep_*`` service claims a batch in one statement (``sweep_batch_claim``:
 ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …``, so two beat
 runs never claim the same rows), which leases it, and queues the jobs by id once the claim
-commits, spread over a few seconds.
+commits, spread over a few seconds: one job per webhook delivery, and one job per
+CREDENTIALS_PER_JOB credentials (``integrations.tasks.verify_credentials``), which handles each
+of them as its own job would, so that a worker's cost per job is paid per batch.
 
 A credential's lease is a column of its own (``refresh_leased_until``,
 ``verification_leased_until``) that no index reads, and the selectors pass over rows whose
@@ -45,12 +47,17 @@ from core.health import beat_sweep_record
 from integrations.models import Credential, WebhookDelivery
 from integrations.services.jobs import (
     DELIVER_WEBHOOK,
-    REFRESH_CREDENTIAL,
-    VERIFY_CREDENTIAL,
+    REFRESH_CREDENTIALS,
+    VERIFY_CREDENTIALS,
     job_send,
 )
 
 logger = logging.getLogger(__name__)
+
+# Credentials per verification or refresh job. A batch takes about this many provider round
+# trips, one after another; a claim of SWEEP_BATCH_SIZE rows still makes enough jobs to keep
+# every thread of a worker busy.
+CREDENTIALS_PER_JOB = 20
 
 
 # Selectors: what is due now. The benchmark times and explains exactly these.
@@ -177,10 +184,12 @@ def _sweep(
     lease: dict[str, Any],
     task: str,
     claim: bool = False,
+    per_job: int = 1,
 ) -> SweepResult:
-    """Claim due rows in batches, lease them, and queue one job per row, spread over
-    SWEEP_SPREAD_SECONDS. With ``claim``, each job also gets the lease it was queued under, so
-    that a job that starts after a later sweep re-queued its row knows it is stale."""
+    """Claim due rows in batches, lease them, and queue their jobs, spread over
+    SWEEP_SPREAD_SECONDS: one per row, or with ``per_job`` one per ``per_job`` rows (the job
+    gets the list of their ids). With ``claim``, each job also gets the lease it was queued
+    under, so that a job that starts after a later sweep re-queued its row knows it is stale."""
     queued = batches = 0
     batch_size = conf.SWEEP_BATCH_SIZE
     (lease_value,) = lease.values()
@@ -190,18 +199,23 @@ def _sweep(
             rows = sweep_batch_claim(due=due, fields=fields, lease=lease, limit=batch_size)
             if not rows:
                 break
-            for row in rows:
+            if per_job > 1:
+                jobs = [
+                    ([str(row[0]) for row in rows[start : start + per_job]],)
+                    for start in range(0, len(rows), per_job)
+                ]
+            else:
+                jobs = [(str(row[0]), *row[1:]) for row in rows]
+            for args in jobs:
                 transaction.on_commit(
-                    functools.partial(
-                        job_send, task, str(row[0]), *row[1:], *extra, countdown=_spread()
-                    )
+                    functools.partial(job_send, task, *args, *extra, countdown=_spread())
                 )
         queued += len(rows)
         batches += 1
         if len(rows) < batch_size:
             break
     if queued:
-        logger.info("Queued %d job(s) in %d batch(es).", queued, batches)
+        logger.info("Queued %d row(s) in %d batch(es).", queued, batches)
     beat_sweep_record()
     return SweepResult(queued=queued, batches=batches)
 
@@ -218,7 +232,8 @@ def sweep_refresh_due(*, now: datetime | None = None) -> SweepResult:
         due=credentials_refresh_due(now=now),
         fields=("pk",),
         lease={"refresh_leased_until": now + timedelta(seconds=conf.REFRESH_LEASE_SECONDS)},
-        task=REFRESH_CREDENTIAL,
+        task=REFRESH_CREDENTIALS,
+        per_job=CREDENTIALS_PER_JOB,
     )
 
 
@@ -228,8 +243,9 @@ def sweep_reverify_due(*, now: datetime | None = None) -> SweepResult:
         due=credentials_reverify_due(now=now),
         fields=("pk",),
         lease={"verification_leased_until": now + timedelta(seconds=conf.REVERIFY_LEASE_SECONDS)},
-        task=VERIFY_CREDENTIAL,
+        task=VERIFY_CREDENTIALS,
         claim=True,
+        per_job=CREDENTIALS_PER_JOB,
     )
 
 
@@ -240,7 +256,8 @@ def sweep_pending_credentials(*, now: datetime | None = None) -> SweepResult:
         fields=("pk",),
         # Due again once it has waited the threshold again, as if it had just become pending.
         lease={"verification_leased_until": now + timedelta(seconds=conf.PENDING_AFTER_SECONDS)},
-        task=VERIFY_CREDENTIAL,
+        task=VERIFY_CREDENTIALS,
+        per_job=CREDENTIALS_PER_JOB,
     )
 
 

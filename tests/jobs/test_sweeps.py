@@ -14,6 +14,7 @@ from core.conf import conf
 from integrations.models import Credential, WebhookDelivery
 from integrations.services.events import event_emit
 from integrations.services.sweeps import (
+    CREDENTIALS_PER_JOB,
     credentials_pending_stuck,
     credentials_refresh_due,
     credentials_reverify_due,
@@ -27,7 +28,7 @@ from integrations.services.sweeps import (
     sweep_webhook_deliveries,
     webhook_deliveries_due,
 )
-from integrations.tasks import deliver_webhook, refresh_credential, verify_credential
+from integrations.tasks import deliver_webhook, refresh_credentials, verify_credentials
 from tests import factories
 
 MINUTE = timedelta(minutes=1)
@@ -48,8 +49,18 @@ def oauth_app(db):
 
 def _queued(callbacks, task) -> list[tuple]:
     """The arguments of the ``task`` jobs a sweep queued on commit (each callback sends a task
-    by name: ``job_send(name, *args)``)."""
-    return sorted(callback.args[1:] for callback in callbacks if callback.args[0] == task.name)
+    by name: ``job_send(name, *args)``), one tuple per row: a batch job's list of ids is one
+    tuple per id, each with the batch's other arguments."""
+    queued = []
+    for callback in callbacks:
+        if callback.args[0] != task.name:
+            continue
+        first, *rest = callback.args[1:]
+        if isinstance(first, list):
+            queued += [(row, *rest) for row in first]
+        else:
+            queued.append((first, *rest))
+    return sorted(queued)
 
 
 def _oauth_credential(end_user, app, *, refresh_at, status="active"):
@@ -76,7 +87,7 @@ def test_the_refresh_sweep_queues_only_active_credentials_that_are_due_and_lease
         result = sweep_refresh_due(now=now)
 
     assert result.queued == 1
-    assert _queued(callbacks, refresh_credential) == [(str(due.pk),)]
+    assert _queued(callbacks, refresh_credentials) == [(str(due.pk),)]
     due.refresh_from_db()
     assert due.refresh_leased_until == now + timedelta(seconds=conf.REFRESH_LEASE_SECONDS)
     assert due.refresh_at == now - MINUTE  # the refresh itself moves it
@@ -96,7 +107,7 @@ def test_a_leased_row_is_left_alone_until_its_lease_ends_and_is_then_queued_agai
         assert sweep_refresh_due(now=lease_over).queued == 1
 
     assert during_lease == []
-    assert _queued(after_lease, refresh_credential) == [(str(due.pk),)]
+    assert _queued(after_lease, refresh_credentials) == [(str(due.pk),)]
 
 
 def test_the_reverify_sweep_queues_only_active_credentials_due_for_re_verification(
@@ -116,7 +127,7 @@ def test_the_reverify_sweep_queues_only_active_credentials_due_for_re_verificati
 
     lease = now + timedelta(seconds=conf.REVERIFY_LEASE_SECONDS)
     # Each job carries the lease it was queued under: it knows when a later sweep re-queued it.
-    assert _queued(callbacks, verify_credential) == [(str(due.pk), lease.isoformat())]
+    assert _queued(callbacks, verify_credentials) == [(str(due.pk), lease.isoformat())]
     due.refresh_from_db()
     assert due.verification_leased_until == lease
     assert due.next_verification_at == now - MINUTE  # the verification itself moves it
@@ -141,7 +152,7 @@ def test_the_pending_sweep_queues_only_credentials_pending_longer_than_the_thres
     with django_capture_on_commit_callbacks() as callbacks:
         sweep_pending_credentials(now=now)
 
-    assert _queued(callbacks, verify_credential) == [(str(stuck.pk),)]
+    assert _queued(callbacks, verify_credentials) == [(str(stuck.pk),)]
     stuck.refresh_from_db()
     # Leased: the next sweep waits the threshold again.
     assert stuck.verification_leased_until == now + timedelta(seconds=conf.PENDING_AFTER_SECONDS)
@@ -197,8 +208,30 @@ def test_a_sweep_claims_in_batches_and_leaves_the_rest_for_its_next_run(
     assert (first.queued, first.batches) == (4, 2)
     assert (second.queued, second.batches) == (1, 1)
     # The longest overdue go first.
-    assert [args[0] for args in _queued(second_run, verify_credential)] == [str(credentials[0].pk)]
-    assert len(first_run) == 4
+    assert [args[0] for args in _queued(second_run, verify_credentials)] == [str(credentials[0].pk)]
+    assert len(_queued(first_run, verify_credentials)) == 4
+
+
+def test_a_sweep_queues_one_job_per_batch_of_credentials_each_under_the_lease(
+    end_user, settings, django_capture_on_commit_callbacks
+):
+    app = factories.make_api_key_app()
+    now = timezone.now()
+    due = [
+        factories.make_credential(end_user=end_user, app=app, next_verification_at=now - MINUTE)
+        for _ in range(CREDENTIALS_PER_JOB + 1)
+    ]
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert sweep_reverify_due(now=now).queued == len(due)
+
+    lease = (now + timedelta(seconds=conf.REVERIFY_LEASE_SECONDS)).isoformat()
+    jobs = sorted((callback.args[1:] for callback in callbacks), key=lambda args: -len(args[0]))
+    assert [(len(ids), claim) for ids, claim in jobs] == [
+        (CREDENTIALS_PER_JOB, lease),
+        (1, lease),
+    ]
+    assert sorted(id for ids, _ in jobs for id in ids) == sorted(str(c.pk) for c in due)
 
 
 def test_a_batch_is_claimed_and_leased_in_one_statement(
@@ -308,7 +341,7 @@ def test_a_claim_leases_each_credential_in_place_without_a_new_index_entry(
             sweep(now=now).queued
             for sweep in (sweep_refresh_due, sweep_reverify_due, sweep_pending_credentials)
         ]
-    job = next(args for args in _queued(callbacks, verify_credential) if len(args) == 2)
+    job = next(args for args in _queued(callbacks, verify_credentials) if len(args) == 2)
     assert reverify_claim_take(credential_id=job[0], claim=job[1]) is not None
     after = _updates("integrations_credential")
 
@@ -398,7 +431,7 @@ def test_a_job_whose_credential_was_verified_meanwhile_skips_itself(
     )
     with django_capture_on_commit_callbacks() as callbacks:
         sweep_reverify_due(now=now)
-    ((_, claim),) = _queued(callbacks, verify_credential)
+    ((_, claim),) = _queued(callbacks, verify_credentials)
     # Verified by another path (the end user reconnected, say) before the job started.
     Credential.objects.filter(pk=credential.pk).update(next_verification_at=now + timedelta(days=1))
 
@@ -415,7 +448,7 @@ def test_a_job_waiting_for_a_retry_keeps_its_credential_out_of_the_due_rows_unti
     )
     with django_capture_on_commit_callbacks() as callbacks:
         sweep_reverify_due(now=now)
-    ((_, claim),) = _queued(callbacks, verify_credential)
+    ((_, claim),) = _queued(callbacks, verify_credentials)
     claim = reverify_claim_take(credential_id=credential.pk, claim=claim)
 
     # The provider is down: the job retries in an hour.

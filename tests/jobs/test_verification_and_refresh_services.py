@@ -157,7 +157,7 @@ def test_without_a_broker_an_unavailable_provider_leaves_the_credential_pending_
     with django_capture_on_commit_callbacks() as callbacks:
         sweep_pending_credentials()
     assert [callback.args for callback in callbacks] == [
-        ("integrations.tasks.verify_credential", str(credential.pk))
+        ("integrations.tasks.verify_credentials", [str(credential.pk)])
     ]
 
 

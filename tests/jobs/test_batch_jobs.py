@@ -1,0 +1,117 @@
+"""The sweeps' batch jobs: each credential of a batch is handled as its own job would handle it,
+and one that fails leaves the others alone (against a real local provider, pytest-httpserver)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import AuditLogEntry
+from core.conf import conf
+from integrations.models import Credential, Event
+from integrations.services.oauth_clients import oauth_client_set
+from integrations.services.sweeps import sweep_reverify_due
+from integrations.tasks import refresh_credentials, verify_credentials
+from tests import factories
+
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.fixture
+def provider(httpserver):
+    httpserver.expect_request("/me").respond_with_json({"email": "ada@provider.test"})
+    httpserver.expect_request("/token").respond_with_json(
+        {"access_token": "new-access", "refresh_token": "new-refresh", "expires_in": 3600}
+    )
+    return httpserver.url_for("/")
+
+
+def _key(end_user, app, **extra) -> Credential:
+    return factories.make_credential(
+        end_user=factories.make_end_user(tenant=end_user.tenant),
+        app=app,
+        secret={"api_key": "key-123"},
+        **extra,
+    )
+
+
+def test_a_credential_that_fails_in_a_batch_does_not_stop_the_others(
+    db, end_user, provider, caplog
+):
+    app = factories.make_api_key_app(api_base_url=provider)
+    # An app whose verification request names no path: its probe raises.
+    broken_app = factories.make_api_key_app(api_base_url=provider)
+    broken_app.verification = {"identity": ["email"]}
+    broken_app.save(update_fields=["verification"])
+    first, broken, last = _key(end_user, app), _key(end_user, broken_app), _key(end_user, app)
+    revoked = _key(end_user, app, status="revoked")
+
+    outcomes = verify_credentials([str(first.pk), str(broken.pk), str(revoked.pk), str(last.pk)])
+
+    assert outcomes == {"verified": 2, "error": 1, "skipped": 1}
+    for credential in (first, last):
+        credential.refresh_from_db()
+        assert (credential.status, credential.identity) == ("active", "ada@provider.test")
+    broken.refresh_from_db()
+    assert broken.last_verified_at is None
+    assert f"{broken.pk} failed; the sweep will queue it again." in caplog.text
+    # Each verified credential has its own audit entries and its own event.
+    assert AuditLogEntry.objects.filter(action="credential.verify", outcome="success").count() == 2
+    assert sorted(Event.objects.values_list("data__credential_id", flat=True)) == sorted(
+        [str(first.pk), str(last.pk)]
+    )
+
+
+def test_a_batch_skips_a_credential_whose_lease_a_later_sweep_took_and_verifies_the_rest(
+    db, end_user, provider, django_capture_on_commit_callbacks
+):
+    app = factories.make_api_key_app(api_base_url=provider)
+    now = timezone.now()
+    credentials = [_key(end_user, app, next_verification_at=now - MINUTE) for _ in range(3)]
+    with django_capture_on_commit_callbacks() as callbacks:
+        sweep_reverify_due(now=now)
+    ((ids, claim),) = [callback.args[1:] for callback in callbacks]
+    # The batch waited past its lease: a later sweep queued the first credential again.
+    later = now + timedelta(seconds=conf.REVERIFY_LEASE_SECONDS + 1)
+    Credential.objects.filter(pk=credentials[0].pk).update(next_verification_at=later)
+
+    outcomes = verify_credentials(ids, claim)
+
+    assert outcomes == {"skipped": 1, "verified": 2}
+    statuses = {
+        str(c.pk): c.last_verified_at is not None
+        for c in Credential.objects.filter(pk__in=[c.pk for c in credentials])
+    }
+    assert statuses == {
+        str(credentials[0].pk): False,
+        str(credentials[1].pk): True,
+        str(credentials[2].pk): True,
+    }
+
+
+def test_a_batch_of_refreshes_refreshes_each_due_token_and_leaves_a_fresh_one(
+    db, end_user, provider
+):
+    app = factories.make_oauth_app(api_base_url=provider, token_url=f"{provider}token")
+    oauth_client_set(tenant=end_user.tenant, app=app, client_id="id", client_secret="secret")
+    soon, later = timezone.now() + MINUTE, timezone.now() + timedelta(hours=2)
+    due, fresh = (
+        factories.make_credential(
+            end_user=factories.make_end_user(tenant=end_user.tenant),
+            app=app,
+            secret={"access_token": "old", "refresh_token": "r"},
+            expires_at=expires_at,
+            refresh_at=expires_at,
+        )
+        for expires_at in (soon, later)
+    )
+
+    outcomes = refresh_credentials(
+        [str(due.pk), str(fresh.pk), "00000000-0000-0000-0000-000000000000"]
+    )
+
+    assert outcomes == {"refreshed": 1, "fresh": 1, "skipped": 1}
+    due.refresh_from_db()
+    assert due.last_refreshed_at is not None and due.expires_at > later - MINUTE * 61
