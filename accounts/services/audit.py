@@ -36,6 +36,7 @@ from django.db.models import Model
 from django.dispatch import receiver
 
 from accounts.models import AuditLogEntry, Tenant
+from core.writes import rows_insert
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +116,9 @@ def audit_entry(
 
 
 def audit_record_many(entries: list[AuditLogEntry]) -> None:
-    """Write ``entries`` at once, in the caller's transaction, in one insert."""
-    AuditLogEntry.objects.bulk_create(entries)
+    """Write ``entries`` at once, in the caller's transaction, in one insert (built once per
+    number of entries: every verification and refresh writes one)."""
+    rows_insert(entries)
 
 
 def audit_record_after_response(

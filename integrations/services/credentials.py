@@ -45,6 +45,7 @@ from core.prepared import PreparedRead
 from core.redact import redact
 from core.validators import CONTROL_CHARACTERS
 from core.vault import VaultError
+from core.writes import row_update
 from integrations.models import MAX_LABEL_LENGTH, App, Credential, Installation
 from integrations.services.events import credential_event_data, event_emit
 from integrations.services.oauth import OAuthError, TokenSet, oauth_client_for, oauth_revoke
@@ -59,6 +60,19 @@ from integrations.services.secrets import (
 
 MAX_FIELD_LENGTH = 4096
 # What a verification's result changes on the row (saved alone: the secret is not rewritten).
+# What a refresh writes: the sealed token set with what derives from it
+# (``credential_tokens_seal``), and the refresh's own columns.
+REFRESH_FIELDS = [
+    "secret_key_id",
+    "secret_ciphertext",
+    "secret_hint",
+    "scopes",
+    "expires_at",
+    "refresh_at",
+    "last_refreshed_at",
+    "status",
+    "updated_at",
+]
 VERIFICATION_FIELDS = [
     "identity",
     "status",
@@ -307,7 +321,7 @@ def credential_mark_verified(
     ):
         identity = ""
     _verified_now(credential, identity[:255], now=timezone.now())
-    credential.save(update_fields=VERIFICATION_FIELDS)
+    row_update(credential, VERIFICATION_FIELDS)
     _record(
         credential,
         actor=actor,
@@ -338,7 +352,7 @@ def credential_mark_invalid(
     credential.last_verification_error = reason
     credential.last_verified_at = timezone.now()
     credential.next_verification_at = None
-    credential.save(update_fields=VERIFICATION_FIELDS)
+    row_update(credential, VERIFICATION_FIELDS)
     _record(
         credential,
         actor=actor,
@@ -385,7 +399,7 @@ def credential_mark_refreshed(
     credential_tokens_seal(credential=credential, tokens=tokens, previous=previous)
     credential.last_refreshed_at = timezone.now()
     credential.status = Credential.Status.ACTIVE
-    credential.save()
+    row_update(credential, REFRESH_FIELDS)
     _record(
         credential,
         actor=actor,

@@ -12,6 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Tenant
+from core.prepared import PreparedRead
+from core.writes import rows_insert
 from integrations.models import Credential, Event, WebhookDelivery, WebhookEndpoint
 from integrations.services.jobs import webhook_delivery_enqueue
 
@@ -39,19 +41,29 @@ EVENT_TYPES: dict[str, str] = {
 }
 
 
+# Which endpoints want an event; their secrets are read only to sign the delivery. This read
+# and the inserts below are built once (core/prepared.py, core/writes.py): every verification
+# and refresh job emits an event.
+_endpoints_read = PreparedRead(
+    lambda tenant_id: WebhookEndpoint.objects.filter(tenant_id=tenant_id, is_active=True).only(
+        "pk", "is_active", "event_types"
+    ),
+    tenant_id=WebhookEndpoint._meta.get_field("tenant"),
+)
+
+
 def event_emit(*, tenant: Tenant, type: str, data: dict[str, Any]) -> Event:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("Emit events inside the transaction of the change they report.")
-    event = Event.objects.create(tenant=tenant, type=type, data=data)
+    event = Event(tenant=tenant, type=type, data=data)
+    rows_insert([event])
     now = timezone.now()
-    deliveries = WebhookDelivery.objects.bulk_create(
+    deliveries = [
         WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now)
-        # Which endpoints want it; their secrets are read only to sign the delivery.
-        for endpoint in WebhookEndpoint.objects.filter(tenant=tenant, is_active=True).only(
-            "pk", "is_active", "event_types"
-        )
+        for endpoint in _endpoints_read.run(tenant_id=tenant.pk)
         if endpoint.wants(type)
-    )
+    ]
+    rows_insert(deliveries)
     # Sent once the change commits; should the job be lost, the delivery sweep sends it.
     for delivery in deliveries:
         webhook_delivery_enqueue(delivery_id=delivery.pk, attempt=0)
