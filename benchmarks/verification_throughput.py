@@ -84,11 +84,18 @@ def _reset(kind: str, ids: list[str]) -> None:
     from integrations.models import Credential
 
     now = timezone.now()
+    # And not leased, where leases have columns of their own (the last run's lease may last).
+    columns = {field.name for field in Credential._meta.concrete_fields}
+    unleased = {
+        name: None
+        for name in ("refresh_leased_until", "verification_leased_until")
+        if name in columns
+    }
     if kind == "refresh":
         soon = now + timedelta(minutes=1)
-        Credential.objects.filter(pk__in=ids).update(expires_at=soon, refresh_at=now)
+        Credential.objects.filter(pk__in=ids).update(expires_at=soon, refresh_at=now, **unleased)
     else:
-        Credential.objects.filter(pk__in=ids).update(next_verification_at=now)
+        Credential.objects.filter(pk__in=ids).update(next_verification_at=now, **unleased)
 
 
 def _done(kind: str, ids: list[str], since) -> int:

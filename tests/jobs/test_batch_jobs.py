@@ -3,6 +3,7 @@ and one that fails leaves the others alone (against a real local provider, pytes
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -13,8 +14,9 @@ from core.conf import conf
 from integrations.models import Credential, Event
 from integrations.services.oauth_clients import oauth_client_set
 from integrations.services.sweeps import sweep_reverify_due
-from integrations.tasks import refresh_credentials, verify_credentials
+from integrations.tasks import refresh_credentials, verify_credential, verify_credentials
 from tests import factories
+from tests.api.test_proxy_transport import CountingUpstream
 
 MINUTE = timedelta(minutes=1)
 
@@ -115,3 +117,20 @@ def test_a_batch_of_refreshes_refreshes_each_due_token_and_leaves_a_fresh_one(
     assert outcomes == {"refreshed": 1, "fresh": 1, "skipped": 1}
     due.refresh_from_db()
     assert due.last_refreshed_at is not None and due.expires_at > later - MINUTE * 61
+
+
+def test_a_batch_and_the_jobs_after_it_reuse_one_connection_to_the_provider(db, end_user):
+    provider = CountingUpstream()
+    threading.Thread(target=provider.serve_forever, daemon=True).start()
+    try:
+        app = factories.make_api_key_app(api_base_url=provider.base_url)
+        first, second, third = (_key(end_user, app) for _ in range(3))
+
+        assert verify_credentials([str(first.pk), str(second.pk)]) == {"verified": 2}
+        assert verify_credential(str(third.pk)) == "verified"
+    finally:
+        provider.shutdown()
+        provider.server_close()
+
+    assert len(provider.requests) == 3
+    assert provider.connections == 1

@@ -14,7 +14,7 @@ from django.utils import timezone
 from integrations.models import Credential, Event
 from integrations.services.jobs import verification_enqueue
 from integrations.services.oauth_clients import oauth_client_set
-from integrations.services.refresh import credential_refresh_due
+from integrations.services.refresh import credential_refresh, credential_refresh_due
 from integrations.services.sweeps import sweep_pending_credentials
 from integrations.services.verification import credential_verify, verification_probe
 from integrations.tasks import verify_credential
@@ -49,6 +49,40 @@ def test_a_re_verification_runs_six_statements_and_reads_no_other_secret(
     assert not any('"accounts_tenant"."secret_ciphertext"' in s for s in statements)
     assert not any('"integrations_webhookendpoint"."secret_ciphertext"' in s for s in statements)
     assert not any('"integrations_app"."icon' in s for s in statements)
+
+
+def test_a_refresh_runs_seven_statements_and_writes_only_what_it_changes(
+    db, end_user, httpserver, django_capture_on_commit_callbacks
+):
+    httpserver.expect_request("/token").respond_with_json(
+        {"access_token": "new-access", "refresh_token": "new-refresh", "expires_in": 3600}
+    )
+    app = factories.make_oauth_app(token_url=httpserver.url_for("/token"))
+    oauth_client_set(tenant=end_user.tenant, app=app, client_id="id", client_secret="secret")
+    soon = timezone.now() + timedelta(minutes=1)
+    credential = factories.make_credential(
+        end_user=end_user,
+        app=app,
+        secret={"access_token": "old", "refresh_token": "r"},
+        expires_at=soon,
+        refresh_at=soon,
+    )
+
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks():
+        assert credential_refresh(credential_id=credential.pk).kind == "refreshed"
+
+    statements = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
+    # In one transaction: the row locked (with its app, user and tenant), the secret's use
+    # audited, the tenant's OAuth client, the new tokens, the refresh audited, the event and
+    # the endpoints it goes to.
+    kinds = [statement.split()[0] for statement in statements]
+    assert kinds == ["SELECT", "INSERT", "SELECT", "UPDATE", "INSERT", "INSERT", "SELECT"], kinds
+    assert "FOR UPDATE" in statements[0]
+    update = statements[3]
+    assert '"label"' not in update and '"identity"' not in update  # only what a refresh changes
+    assert '"secret_ciphertext"' in update and '"last_refreshed_at"' in update
+    credential.refresh_from_db()
+    assert credential.expires_at > soon and credential.last_refreshed_at is not None
 
 
 def test_re_verification_of_long_lived_credentials_is_spread_over_time(db, end_user, provider):
