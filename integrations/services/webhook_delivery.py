@@ -30,8 +30,10 @@ from standardwebhooks import Webhook
 
 from core.conf import conf
 from core.http import outbound_request
+from core.prepared import PreparedRead
 from core.redact import redact
 from core.vault import VaultError
+from core.writes import row_update, rows_insert
 from integrations.models import Event, WebhookAttempt, WebhookDelivery
 from integrations.services.jobs import backoff_seconds, webhook_delivery_enqueue
 from integrations.services.webhooks import webhook_endpoint_secret
@@ -121,6 +123,19 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
         )
 
 
+# An attempt's read of its delivery, under the lock, and its writes: built once (core/prepared.py,
+# core/writes.py), since every event to every endpoint takes at least one attempt.
+_locked_read = PreparedRead(
+    lambda pk: (
+        WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("event", "endpoint")
+        .filter(pk=pk)
+    ),
+    pk=WebhookDelivery._meta.pk,
+)
+ATTEMPT_FIELDS = ["status", "attempt_count", "last_status_code", "next_attempt_at", "delivered_at"]
+
+
 def webhook_delivery_attempt(*, delivery_id, attempt: int | None = None) -> DeliveryOutcome:
     """Make one attempt of a pending delivery and record it (see the module docstring).
 
@@ -128,16 +143,12 @@ def webhook_delivery_attempt(*, delivery_id, attempt: int | None = None) -> Deli
     attempt was already made by another job, or the delivery was redelivered) does nothing.
     """
     with transaction.atomic():
-        try:
-            delivery = (
-                WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("event", "endpoint")
-                .get(pk=delivery_id)
-            )
-        except WebhookDelivery.DoesNotExist:
+        found = _locked_read.run(pk=delivery_id)
+        if not found:
             return DeliveryOutcome(
                 DeliveryKind.SKIPPED, None, reason="Gone, or being delivered by another job."
             )
+        (delivery,) = found
         if delivery.status != WebhookDelivery.Status.PENDING:
             return DeliveryOutcome(
                 DeliveryKind.SKIPPED, delivery, reason=f"Already {delivery.status}."
@@ -164,13 +175,17 @@ def webhook_delivery_attempt(*, delivery_id, attempt: int | None = None) -> Deli
                 # A receiver's answer is stored and shown: it may quote a secret back.
                 response_body, error = redact(response_body, [secret]), redact(error, [secret])
         now = timezone.now()
-        WebhookAttempt.objects.create(
-            delivery=delivery,
-            attempted_at=now,
-            status_code=status_code,
-            response_body=response_body,
-            error=error,
-            duration_ms=int((time.monotonic() - started) * 1000),
+        rows_insert(
+            [
+                WebhookAttempt(
+                    delivery=delivery,
+                    attempted_at=now,
+                    status_code=status_code,
+                    response_body=response_body,
+                    error=error,
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                )
+            ]
         )
         delivery.attempt_count += 1
         delivery.last_status_code = status_code
@@ -199,15 +214,7 @@ def webhook_delivery_attempt(*, delivery_id, attempt: int | None = None) -> Deli
             delivery.status = WebhookDelivery.Status.FAILED
             delivery.next_attempt_at = None
             kind = DeliveryKind.FAILED
-        delivery.save(
-            update_fields=[
-                "status",
-                "attempt_count",
-                "last_status_code",
-                "next_attempt_at",
-                "delivered_at",
-            ]
-        )
+        row_update(delivery, ATTEMPT_FIELDS)
     return DeliveryOutcome(kind, delivery, retry_in=retry_in, reason=error)
 
 
