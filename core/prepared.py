@@ -7,6 +7,10 @@ queryset once with stand-in values, keeps the compiled SQL, and on each call put
 values where the stand-ins were and builds the rows as Django's own model iterator does (with
 ``select_related`` objects, annotations and the backend's converters). What it returns is what
 the queryset would have returned; ``tests/core/test_prepared.py`` holds it to that.
+
+``SelectedModel`` is for a read the ORM cannot say in one query (the proxy's API key with the
+credential it names, ``integrations.services.proxy``): it lists a model's columns for a
+hand-written query and builds the object from its slice of a row the same way.
 """
 
 from __future__ import annotations

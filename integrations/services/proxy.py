@@ -428,10 +428,27 @@ def upstream_call(
 # when the call names a credential of that tenant that is an account of the app the tenant means
 # by the slug (``credential_get_for_app``'s rule: a tenant's own enabled app of that slug
 # shadows the catalog's), the credential with its app and end user.
-_KEY = SelectedModel(TenantApiKey, "k")
-_TENANT = SelectedModel(Tenant, "t")
-_CREDENTIAL = SelectedModel(Credential, "c")
-# What calling the app's API reads of it (the rest, an icon blob among it, is deferred).
+# Only the columns a proxied call reads: each column costs its conversion on every call (a
+# timestamp's is Python code). Any other field is deferred and loaded if something reads it.
+_KEY = SelectedModel(
+    TenantApiKey, "k", ["tenant", "name", "prefix", "key_hash", "last_used_at", "revoked_at"]
+)
+_TENANT = SelectedModel(Tenant, "t", ["name", "slug", "own_app"])
+_CREDENTIAL = SelectedModel(
+    Credential,
+    "c",
+    [
+        "tenant",
+        "end_user",
+        "app",
+        "label",
+        "identity",
+        "status",
+        "expires_at",
+        "secret_key_id",
+        "secret_ciphertext",
+    ],
+)
 _APP = SelectedModel(
     App,
     "a",
