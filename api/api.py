@@ -76,6 +76,12 @@ class PortalNinjaAPI(NinjaAPI):
     operation, whether or not its route lists them; the schema says so for each.
     """
 
+    def _get_urls(self) -> list:
+        # The proxy is the path most calls take: its pattern first, so resolving a proxied
+        # call tries no other. No other pattern starts with "proxy/", so none is shadowed.
+        urls = super()._get_urls()
+        return sorted(urls, key=lambda url: not str(url.pattern).startswith("proxy/"))
+
     def get_openapi_schema(self, **kwargs: Any):
         schema = super().get_openapi_schema(**kwargs)
         _closed_pattern_properties(schema)

@@ -23,7 +23,9 @@ from typing import Any
 
 from django.db import connections
 from django.db.models import Field, Model, QuerySet
+from django.db.models.base import ModelState
 from django.db.models.query import get_related_populators
+from django.db.models.signals import post_init, pre_init
 from django.db.models.sql.compiler import SQLCompiler
 
 
@@ -176,4 +178,13 @@ class SelectedModel:
             for converter in converters:
                 value = converter(value, column, connection)
             row[position] = value
-        return self.model.from_db(using, self.names, row)
+        if pre_init.has_listeners(self.model) or post_init.has_listeners(self.model):
+            return self.model.from_db(using, self.names, row)
+        # What from_db leaves behind, without the constructor's walk over every field: the
+        # loaded values in the instance's __dict__ (a field missing there is deferred, as
+        # Django tells them apart) and a state saying "from this database, not new".
+        obj = self.model.__new__(self.model)
+        obj.__dict__.update(zip(self.names, row, strict=True))
+        state = obj._state = ModelState()
+        state.adding, state.db = False, using
+        return obj

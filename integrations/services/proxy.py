@@ -13,6 +13,11 @@ What it guarantees (Nango's proxy, Paragon's ``request``):
   never the secret itself;
 - the upstream connection comes from the pooled transport of ``core.http`` (kept alive per
   host, SSRF-checked on each new connection, no auth or cookies kept between calls).
+
+Its hot path costs two statements: the API key with the credential the call names, its app and
+end user, in one query scoped to the key's tenant (``proxy_key_and_credential``, called by the
+API's authentication), and the audit row after the answer. Nothing is cached between calls, so
+a revoked key, a disconnected or invalid credential or an edited app shows on the next call.
 """
 
 from __future__ import annotations
@@ -486,6 +491,12 @@ WHERE k.prefix = %(prefix)s AND k.revoked_at IS NULL
 """  # noqa: S608 (names from the models' metadata; every value is a query parameter)
 
 
+_KEY_TENANT = TenantApiKey._meta.get_field("tenant")
+_CREDENTIAL_TENANT = Credential._meta.get_field("tenant")
+_CREDENTIAL_APP = Credential._meta.get_field("app")
+_CREDENTIAL_END_USER = Credential._meta.get_field("end_user")
+
+
 def proxy_key_and_credential(
     *, prefix: str, credential_id: str | None, app_slug: str
 ) -> tuple[TenantApiKey | None, Credential | None]:
@@ -516,10 +527,12 @@ def proxy_key_and_credential(
         parts.append(selected.build(row[at : at + selected.width]))
         at += selected.width
     api_key, tenant, credential, app, end_user = parts
-    api_key.tenant = tenant
+    _KEY_TENANT.set_cached_value(api_key, tenant)  # as select_related does
     if credential is None or row[at]:  # no such account, or the slug means the tenant's app
         return api_key, None
-    credential.tenant, credential.app, credential.end_user = tenant, app, end_user
+    _CREDENTIAL_TENANT.set_cached_value(credential, tenant)
+    _CREDENTIAL_APP.set_cached_value(credential, app)
+    _CREDENTIAL_END_USER.set_cached_value(credential, end_user)
     return api_key, credential
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
-from core.prepared import PreparedRead
+from core.prepared import PreparedRead, SelectedModel
 from core.tokens import hash_token
 from integrations.models import ConnectSession, Credential
 from integrations.selectors import _session_by_token_hash, connect_session_for_token
@@ -59,3 +60,30 @@ def test_the_session_lookup_and_the_accounts_read_change_nothing_for_their_calle
     assert credentials_by_app_for_session(session=session) == {app.pk: [credential]}
     [read] = credentials_by_app_for_session(session=session)[app.pk]
     assert (read.identity, read.status) == ("a@b.test", Credential.Status.ACTIVE)
+
+
+def test_a_selected_model_builds_what_the_orm_loads_and_defers_the_rest(
+    django_assert_num_queries,
+):
+    app = factories.make_api_key_app()
+    credential = factories.make_credential(
+        end_user=factories.make_end_user(tenant=factories.make_tenant(name="Selected")),
+        app=app,
+        secret={"api_key": "selected-key-0123456789"},
+    )
+    selected = SelectedModel(Credential, "c", ["tenant", "app", "status", "scopes", "expires_at"])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT {selected.sql} FROM {Credential._meta.db_table} c WHERE c."id" = %s',
+            [credential.pk],
+        )
+        built = selected.build(cursor.fetchone())
+    expected = Credential.objects.get(pk=credential.pk)
+
+    for name in ("pk", "tenant_id", "app_id", "status", "scopes", "expires_at"):
+        assert getattr(built, name) == getattr(expected, name)
+    assert not built._state.adding and built._state.db == "default"
+    assert built.get_deferred_fields() >= {"label", "secret_ciphertext", "end_user_id"}
+    with django_assert_num_queries(1):  # a deferred field loads when read
+        assert built.secret_ciphertext == expected.secret_ciphertext
+    assert selected.build([None] * selected.width) is None  # an outer join that matched nothing
