@@ -157,8 +157,10 @@ class SelectedModel:
         if found is None:
             found = []
             for position, field in enumerate(self.fields):
-                column = field.cached_col
-                converters = connection.ops.get_db_converters(column) + field.get_db_converters(
+                # As the compiler converts a selected column (a foreign key's with its target's
+                # type: get_col, not cached_col).
+                column = field.get_col(self.model._meta.db_table)
+                converters = connection.ops.get_db_converters(column) + column.get_db_converters(
                     connection
                 )
                 if converters:

@@ -75,7 +75,7 @@ def test_a_selected_model_builds_what_the_orm_loads_and_defers_the_rest(
     with connection.cursor() as cursor:
         cursor.execute(
             f'SELECT {selected.sql} FROM {Credential._meta.db_table} c WHERE c."id" = %s',
-            [credential.pk],
+            [Credential._meta.pk.get_db_prep_value(credential.pk, connection)],
         )
         built = selected.build(cursor.fetchone())
     expected = Credential.objects.get(pk=credential.pk)
