@@ -7,14 +7,17 @@ the same for every session of a tenant that looks the same. ``list_page_html`` r
 own parts go, and for each request fills in:
 
 - the items (``connect/app_list.py``: the cached catalog with this end user's accounts, read
-  from the database with the session on every request: nothing of an end user is in a shell);
+  from the database with the session on every request: no account is in a shell);
 - the session token (in URLs and the htmx headers) and the CSP nonce, each escaped as the
   template would have escaped it.
 
 The shell is memoised in this process by its whole input: the context it is rendered from
 (the theme, the embedding parameters, the tenant's name, whose accounts a hand-off link
-connects, the search text, the prompt, the number of apps listed, the sentences of the
-language) and the language. A change to any of them is another key, so an entry cannot go
+connects, the number of apps listed, the sentences of the language) and the language. A page
+with a search text or a prompt (an app that is not offered), which anyone holding a link could
+vary at will, is rendered by the template instead, so it cannot crowd out the looks in use;
+so is every page under DEBUG, where runserver reloads templates and translations in place.
+A change to any of them is another key, so an entry cannot go
 stale and needs no invalidation, and nothing of it is shared with another process (no Redis:
 an outage changes nothing here). The stand-in session and request give the template only what
 it reads; ``tests/connect/test_list_page.py`` holds the page to be byte for byte what the
@@ -29,6 +32,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils.html import escape
@@ -126,9 +130,19 @@ def list_page_html(request: HttpRequest, context: dict[str, Any]) -> str | None:
     """The list page (a whole page, not htmx) for ``context`` (``render_app_list``'s), or None
     when this page is not one the shell can serve (then render the template as usual)."""
     token = context["token"]
-    if request.htmx or context.get("initial_events") or not _PLAIN_TOKEN.fullmatch(token):
+    if (
+        request.htmx
+        or context.get("initial_events")
+        or context["query"]
+        or context.get("prompt")
+        or settings.DEBUG
+        or not _PLAIN_TOKEN.fullmatch(token)
+    ):
         return None
-    parts = _shell(context)
+    try:
+        parts = _shell(context)
+    except TypeError:  # a theme value that cannot be a key (saved without validation)
+        return None
     values = {
         "T": escape(token),
         "N": escape(str(request.csp_nonce)),  # asking for it puts it in the CSP header

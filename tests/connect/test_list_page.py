@@ -104,7 +104,29 @@ def test_the_page_from_the_shell_is_the_page_the_template_renders(
     second = fetch(client, token, **params)  # from the memo
     assert normalised(first) == normalised(expected)
     assert normalised(second) == normalised(expected)
-    assert list_page._shell_memo
+    # A search text or a prompt, which a link's holder may vary at will, is never memoised.
+    assert bool(list_page._shell_memo) == ("q" not in params and "app" not in params)
+
+
+def test_searches_do_not_fill_the_memo_and_the_looks_in_use_stay(client, tenant):
+    token = issue(tenant)
+    list_page._shell_memo.clear()
+    fetch(client, token)
+    held = dict(list_page._shell_memo)
+    for n in range(list_page.SHELL_MEMO_SIZE + 5):
+        assert fetch(client, token, q=f"x{n}").status_code == 200
+    assert list_page._shell_memo == held
+
+
+def test_a_theme_value_that_cannot_be_a_key_is_rendered_by_the_template(client, tenant):
+    # Saved without validation (a raw update): the page still renders, as before the shell.
+    type(tenant).objects.filter(pk=tenant.pk).update(default_theme={"logo_url": ["x"]})
+    token = issue(tenant)
+
+    response = fetch(client, token)
+
+    assert response.status_code == 200
+    assert b"alpha" in response.content.lower()
 
 
 def test_sessions_of_other_users_and_tenants_get_their_own_token_names_and_accounts(client, tenant):
