@@ -15,8 +15,9 @@ A credential's lease is a column of its own (``refresh_leased_until``,
 lease has not ended: a claim then rewrites each row in place (a HOT update) instead of adding
 500 scattered rows to every index of the table. A webhook delivery's lease works the same way
 (``leased_until``). The due time moves only when the work is done or waits for a retry, so
-only rows whose job is queued or running are leased while due: in a backlog, each batch passes
-over the rows leased by the previous run and by this run's earlier batches.
+only rows whose job is queued or running are leased while due. In a backlog the first batch
+of a run passes over the rows the previous run leased (at most SWEEP_MAX_BATCHES batches'
+worth); each later batch starts where the one before it ended.
 
 Leases are short (45 s by default) and renewed by the job while it lives: when it starts
 and before each retry. A job lost with a killed worker, or never queued because Redis was
@@ -194,9 +195,13 @@ def _sweep(
     batch_size = conf.SWEEP_BATCH_SIZE
     (lease_value,) = lease.values()
     extra = (lease_value.isoformat(),) if claim else ()
+    (order,) = due.query.order_by  # the due time, which the selector reads in its index's order
     for _ in range(conf.SWEEP_MAX_BATCHES):
         with transaction.atomic():
-            rows = sweep_batch_claim(due=due, fields=fields, lease=lease, limit=batch_size)
+            claimed = sweep_batch_claim(
+                due=due, fields=(*fields, order), lease=lease, limit=batch_size
+            )
+            rows = [row[:-1] for row in claimed]
             if not rows:
                 break
             if per_job > 1:
@@ -214,6 +219,10 @@ def _sweep(
         batches += 1
         if len(rows) < batch_size:
             break
+        # The rows just claimed stay due, leased, until their jobs are done: the next batch
+        # starts at the latest of them rather than passing over all of them again. (A row
+        # skipped because another transaction held it is left to the next run.)
+        due = due.filter(**{f"{order}__gte": max(row[-1] for row in claimed)})
     if queued:
         logger.info("Queued %d row(s) in %d batch(es).", queued, batches)
     beat_sweep_record()

@@ -234,6 +234,40 @@ def test_a_sweep_queues_one_job_per_batch_of_credentials_each_under_the_lease(
     assert sorted(id for ids, _ in jobs for id in ids) == sorted(str(c.pk) for c in due)
 
 
+def test_each_batch_of_a_sweep_starts_where_the_one_before_it_ended(
+    end_user, settings, django_capture_on_commit_callbacks
+):
+    """The rows a batch claimed stay due (leased) until their jobs are done: the next batch
+    reads the due index from the latest of them on, rather than passing over them again."""
+    settings.PORTAL_SWEEP_BATCH_SIZE = 2
+    settings.PORTAL_SWEEP_MAX_BATCHES = 3
+    app = factories.make_api_key_app()
+    now = timezone.now()
+    credentials = [
+        factories.make_credential(
+            end_user=end_user, app=app, next_verification_at=now - timedelta(minutes=10 - n)
+        )
+        for n in range(5)
+    ]
+
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks() as callbacks,
+    ):
+        result = sweep_reverify_due(now=now)
+
+    claims = [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
+    assert (result.queued, result.batches) == (5, 3)
+    assert {args[0] for args in _queued(callbacks, verify_credential)} == {
+        str(credential.pk) for credential in credentials
+    }
+    assert '"next_verification_at" >=' not in claims[0]
+    # From the second claimed row's due time on (the latest of the first batch), and so on.
+    for claim, latest in zip(claims[1:], (credentials[1], credentials[3]), strict=True):
+        assert '"next_verification_at" >=' in claim
+        assert latest.next_verification_at.isoformat(sep=" ")[:19] in claim
+
+
 def test_a_batch_is_claimed_and_leased_in_one_statement(
     end_user, settings, django_capture_on_commit_callbacks
 ):
