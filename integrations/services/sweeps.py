@@ -129,6 +129,12 @@ def sweep_batch_claim_sql(
     locks ``limit`` of them, skipping rows another transaction holds; the update leases exactly
     those and returns ``fields`` of each.
 
+    A row claimed again for the same due time (its earlier lease ran out while it stayed due:
+    its job failed without moving the due time, crashed, or was lost) also has its due time
+    moved to the new lease's end, which puts it behind the rows that fell due since, as a
+    first claim's lease never needs to: rows whose work keeps failing cannot hold the head of
+    the due index and crowd out everyone else's. Only those rows leave the in-place update.
+
     On PostgreSQL the subquery returns where each locked row version is (its ``ctid``), and the
     update goes straight there, rather than looking each row up again by primary key (a third
     of what a claim read). A row that another transaction changed and committed while this
@@ -142,6 +148,8 @@ def sweep_batch_claim_sql(
     if others:
         raise ValueError("A lease moves one column.")
     lease_field = meta.get_field(name)
+    (order,) = due.query.order_by  # the due time, in the selector's index order
+    due_column = quote(meta.get_field(order).column)
     table, column, pk = quote(meta.db_table), quote(lease_field.column), quote(meta.pk.column)
     locked = due.select_for_update(skip_locked=True)
     if connection.vendor == "postgresql":
@@ -156,8 +164,12 @@ def sweep_batch_claim_sql(
         quote((meta.pk if field == "pk" else meta.get_field(field)).column) for field in fields
     )
     # Names come from the model and are quoted; every value is a parameter.
-    sql = f"UPDATE {table} SET {column} = %s WHERE {where.format(select_sql)} RETURNING {returning}"  # noqa: S608
-    return sql, [lease_field.get_db_prep_save(value, connection), *select_params]
+    sql = (
+        f"UPDATE {table} SET {column} = %s, {due_column} = CASE WHEN {column} >= {due_column} "  # noqa: S608
+        f"THEN %s ELSE {due_column} END WHERE {where.format(select_sql)} RETURNING {returning}"
+    )
+    lease_value = lease_field.get_db_prep_save(value, connection)
+    return sql, [lease_value, lease_value, *select_params]
 
 
 def sweep_batch_claim(

@@ -258,7 +258,7 @@ def test_each_batch_of_a_sweep_starts_where_the_one_before_it_ended(
 
     claims = [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
     assert (result.queued, result.batches) == (5, 3)
-    assert {args[0] for args in _queued(callbacks, verify_credential)} == {
+    assert {args[0] for args in _queued(callbacks, verify_credentials)} == {
         str(credential.pk) for credential in credentials
     }
     assert '"next_verification_at" >=' not in claims[0]
@@ -514,3 +514,42 @@ def test_every_beat_entry_names_a_registered_task_and_expires_before_its_next_ru
     for name, entry in schedule.items():
         assert entry["task"] in app.tasks, name
         assert entry["options"]["expires"] <= entry["schedule"], name
+
+
+def test_rows_whose_work_keeps_failing_go_behind_those_that_fell_due_since(
+    end_user, oauth_app, settings, django_capture_on_commit_callbacks
+):
+    """A tenant's broken OAuth client leaves its tokens due (the refresh fails and does not
+    move their due time): claimed again once their lease ends, they move behind the rows that
+    fell due meanwhile instead of taking every run's whole budget forever."""
+    settings.PORTAL_SWEEP_BATCH_SIZE = 2
+    settings.PORTAL_SWEEP_MAX_BATCHES = 1
+    start = timezone.now()
+    poison = [
+        factories.make_credential(
+            end_user=end_user, app=oauth_app, refresh_at=start - timedelta(hours=1, minutes=n)
+        )
+        for n in range(4)
+    ]
+    with django_capture_on_commit_callbacks():
+        sweep_refresh_due(now=start)  # two of them, leased; their jobs fail: nothing moves
+    genuine = factories.make_credential(
+        end_user=end_user, app=oauth_app, refresh_at=start - timedelta(minutes=1)
+    )
+
+    queued = []
+    now = start
+    for _ in range(4):  # runs after each lease has run out
+        now += timedelta(seconds=conf.REFRESH_LEASE_SECONDS + 1)
+        with django_capture_on_commit_callbacks() as run:
+            sweep_refresh_due(now=now)
+        queued.append({args[0] for args in _queued(run, refresh_credentials)})
+
+    # Each failing row is claimed twice at its due time (the first claim cannot tell), then
+    # moves behind: the row due since waits for those claims, not forever.
+    assert str(genuine.pk) in queued[3]
+    # Every failing row was still retried: none is dropped.
+    assert {str(c.pk) for c in poison} <= set().union(*queued)
+    # A first claim leaves the due time alone; only a claim for the same due time moves it.
+    claimed_once = Credential.objects.get(pk=genuine.pk)
+    assert claimed_once.refresh_at == start - timedelta(minutes=1)
