@@ -1,4 +1,4 @@
-"""The periodic sweeps: find what is due, claim it in batches, and queue one job per row.
+"""The periodic sweeps: find what is due, claim it in batches, and queue their jobs.
 
 Each ``*_due`` selector reads only rows that are due through a partial index whose condition it
 repeats (``credential_refresh_due``, ``credential_reverify_due``, ``credential_pending``,
@@ -121,7 +121,12 @@ class SweepResult:
 
 
 def sweep_batch_claim_sql(
-    *, due: QuerySet, fields: tuple[str, ...], lease: dict[str, Any], limit: int
+    *,
+    due: QuerySet,
+    fields: tuple[str, ...],
+    lease: dict[str, Any],
+    limit: int,
+    behind: bool = True,
 ) -> tuple[str, list[Any]]:
     """The claim statement and its parameters (``sweep_batch_claim``; the benchmark explains it).
 
@@ -134,6 +139,8 @@ def sweep_batch_claim_sql(
     moved to the new lease's end, which puts it behind the rows that fell due since, as a
     first claim's lease never needs to: rows whose work keeps failing cannot hold the head of
     the due index and crowd out everyone else's. Only those rows leave the in-place update.
+    ``behind=False`` leaves the due time alone (the stuck-pending sweep's is the credential's
+    ``updated_at``, which users read).
 
     On PostgreSQL the subquery returns where each locked row version is (its ``ctid``), and the
     update goes straight there, rather than looking each row up again by primary key (a third
@@ -164,20 +171,31 @@ def sweep_batch_claim_sql(
         quote((meta.pk if field == "pk" else meta.get_field(field)).column) for field in fields
     )
     # Names come from the model and are quoted; every value is a parameter.
-    sql = (
-        f"UPDATE {table} SET {column} = %s, {due_column} = CASE WHEN {column} >= {due_column} "  # noqa: S608
-        f"THEN %s ELSE {due_column} END WHERE {where.format(select_sql)} RETURNING {returning}"
-    )
     lease_value = lease_field.get_db_prep_save(value, connection)
-    return sql, [lease_value, lease_value, *select_params]
+    moves, params = "", [lease_value]
+    if behind:
+        moves = f", {due_column} = CASE WHEN {column} >= {due_column} THEN %s ELSE {due_column} END"
+        params.append(lease_value)
+    sql = (
+        f"UPDATE {table} SET {column} = %s{moves} "  # noqa: S608
+        f"WHERE {where.format(select_sql)} RETURNING {returning}"
+    )
+    return sql, [*params, *select_params]
 
 
 def sweep_batch_claim(
-    *, due: QuerySet, fields: tuple[str, ...], lease: dict[str, Any], limit: int
+    *,
+    due: QuerySet,
+    fields: tuple[str, ...],
+    lease: dict[str, Any],
+    limit: int,
+    behind: bool = True,
 ) -> list[tuple[Any, ...]]:
     """Lease up to ``limit`` rows of ``due`` that no other transaction holds, in one statement,
     and return ``fields`` of each (in the caller's transaction: the lease commits with it)."""
-    sql, params = sweep_batch_claim_sql(due=due, fields=fields, lease=lease, limit=limit)
+    sql, params = sweep_batch_claim_sql(
+        due=due, fields=fields, lease=lease, limit=limit, behind=behind
+    )
     meta = due.model._meta
     converters = [
         (meta.pk if field == "pk" else meta.get_field(field)).to_python for field in fields
@@ -198,6 +216,7 @@ def _sweep(
     task: str,
     claim: bool = False,
     per_job: int = 1,
+    behind: bool = True,
 ) -> SweepResult:
     """Claim due rows in batches, lease them, and queue their jobs, spread over
     SWEEP_SPREAD_SECONDS: one per row, or with ``per_job`` one per ``per_job`` rows (the job
@@ -211,7 +230,7 @@ def _sweep(
     for _ in range(conf.SWEEP_MAX_BATCHES):
         with transaction.atomic():
             claimed = sweep_batch_claim(
-                due=due, fields=(*fields, order), lease=lease, limit=batch_size
+                due=due, fields=(*fields, order), lease=lease, limit=batch_size, behind=behind
             )
             rows = [row[:-1] for row in claimed]
             if not rows:
@@ -279,6 +298,7 @@ def sweep_pending_credentials(*, now: datetime | None = None) -> SweepResult:
         lease={"verification_leased_until": now + timedelta(seconds=conf.PENDING_AFTER_SECONDS)},
         task=VERIFY_CREDENTIALS,
         per_job=CREDENTIALS_PER_JOB,
+        behind=False,  # its due time is the credential's updated_at
     )
 
 

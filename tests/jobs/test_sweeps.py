@@ -558,3 +558,22 @@ def test_rows_whose_work_keeps_failing_go_behind_those_that_fell_due_since(
     # A first claim leaves the due time alone; only a claim for the same due time moves it.
     claimed_once = Credential.objects.get(pk=genuine.pk)
     assert claimed_once.refresh_at == start - timedelta(minutes=1)
+
+
+def test_a_stuck_pending_credential_claimed_again_keeps_its_updated_at(
+    end_user, django_capture_on_commit_callbacks
+):
+    # The stuck-pending sweep's due time is the credential's updated_at, which users read: a
+    # claim for the same due time leaves it alone (the other sweeps move theirs behind).
+    app = factories.make_api_key_app()
+    credential = factories.make_credential(end_user=end_user, app=app, status="pending")
+    stuck = timezone.now() - timedelta(hours=1)
+    Credential.objects.filter(pk=credential.pk).update(updated_at=stuck)
+    now = timezone.now()
+    for run in range(2):
+        with django_capture_on_commit_callbacks():
+            assert sweep_pending_credentials(now=now).queued == 1, run
+        now += timedelta(seconds=conf.PENDING_AFTER_SECONDS + 1)
+
+    credential.refresh_from_db()
+    assert credential.updated_at == stuck
