@@ -16,12 +16,16 @@ paid once per batch instead of once per credential. Inside a batch each credenti
 exactly as its single job would handle it (its own claim, transaction, audit entry and events),
 one after another; a provider that is down gets the credential a single job of its own that
 retries with the same backoff, and a credential that fails unexpectedly is logged and left to the
-sweep (its lease runs out) while the rest of the batch goes on.
+sweep (its lease runs out) while the rest of the batch goes on. A batch starts a credential only
+while its lease surely outlasts one more provider call (``_batch_budget``): behind a slow
+provider the rest are left to a later sweep rather than run after their lease ended, when a later
+sweep may have queued them again (twice-verified pending accounts, twice-sent events).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -102,20 +106,36 @@ def _retry_in_own_job(
     job_send(name, *args, countdown=delay, retries=1)
 
 
-def _each(credential_ids: list[str], step: Callable[[str], str]) -> dict[str, int]:
-    """Run ``step`` for each credential of a batch; one that fails does not stop the others."""
+def _batch_budget(lease_seconds: float) -> float:
+    """How long after its start a batch may still start a credential: the lease, less the
+    sweep's spread (the job may start that late) and one provider call at its timeouts."""
+    return max(0.0, lease_seconds - conf.SWEEP_SPREAD_SECONDS - sum(conf.OUTBOUND_TIMEOUT))
+
+
+def _each(
+    credential_ids: list[str], step: Callable[[str], str], *, budget: float
+) -> dict[str, int]:
+    """Run ``step`` for each credential of a batch; one that fails does not stop the others.
+    Past ``budget`` seconds the rest are left to the sweep (their leases run out)."""
     outcomes: Counter[str] = Counter()
-    for credential_id in credential_ids:
+    started = time.monotonic()
+    for position, credential_id in enumerate(credential_ids):
+        if position and time.monotonic() - started > budget:
+            left = len(credential_ids) - position
+            logger.info("A batch left %d credential(s) to the next sweep (slow provider).", left)
+            outcomes["left"] += left
+            break
         try:
             outcomes[str(step(credential_id))] += 1
         except Exception:
-            # Its lease runs out and the sweep queues it again; a broken connection is replaced
-            # before the next credential, as between two jobs (portal/celery.py).
+            # Its lease runs out and the sweep queues it again.
             logger.exception("%s failed; the sweep will queue it again.", credential_id)
-            for connection in connections.all(initialized_only=True):
-                if not connection.in_atomic_block:
-                    connection.close_if_unusable_or_obsolete()
             outcomes["error"] += 1
+        # A broken or too old connection is replaced before the next credential, as between
+        # two jobs (portal/celery.py); a batch may run for a while on one.
+        for connection in connections.all(initialized_only=True):
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()
     return dict(outcomes)
 
 
@@ -189,7 +209,8 @@ def verify_credentials(self, credential_ids: list[str], claim: str | None = None
             )
         return kind
 
-    return _each(credential_ids, step)
+    lease = conf.REVERIFY_LEASE_SECONDS if claim is not None else conf.PENDING_AFTER_SECONDS
+    return _each(credential_ids, step, budget=_batch_budget(lease))
 
 
 def _refresh(credential_id: str, *, attempt: int) -> tuple[str, float | None]:
@@ -244,7 +265,7 @@ def refresh_credentials(self, credential_ids: list[str]) -> dict:
             )
         return kind
 
-    return _each(credential_ids, step)
+    return _each(credential_ids, step, budget=_batch_budget(conf.REFRESH_LEASE_SECONDS))
 
 
 @shared_task(

@@ -1,8 +1,8 @@
 """The Celery app. Tasks live in each Django app's ``tasks.py``; settings use the CELERY_ prefix.
 
 Beat runs the sweeps below (``celery -A portal beat``). Each sweep claims what is due in batches
-through an index and queues one job per row; a sweep job that waited longer than its interval
-is dropped (``expires``), since the next run does the same work.
+through an index and queues their jobs (credentials in batches of 20); a sweep job that waited
+longer than its interval is dropped (``expires``), since the next run does the same work.
 """
 
 import os

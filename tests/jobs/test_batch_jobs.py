@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from werkzeug import Response
 
 from accounts.models import AuditLogEntry
 from core.conf import conf
@@ -134,3 +135,31 @@ def test_a_batch_and_the_jobs_after_it_reuse_one_connection_to_the_provider(db, 
 
     assert len(provider.requests) == 3
     assert provider.connections == 1
+
+
+def test_behind_a_slow_provider_a_batch_leaves_the_rest_to_the_sweep_before_its_lease_ends(
+    db, end_user, httpserver, settings, caplog
+):
+    # Lease 21.5 s, no spread, timeouts 5 + 15 s: a credential is started within 1.5 s of the
+    # batch's start, or left (a later sweep would otherwise have queued it again meanwhile).
+    # Each answer takes 1 s: one or two are verified, however loaded the machine.
+    settings.PORTAL_PENDING_AFTER_SECONDS = 21.5
+    settings.PORTAL_SWEEP_SPREAD_SECONDS = 0
+    caplog.set_level("INFO", logger="integrations.tasks")
+
+    def slow(request):
+        threading.Event().wait(1.0)
+        return Response('{"email": "ada@provider.test"}', content_type="application/json")
+
+    httpserver.expect_request("/me").respond_with_handler(slow)
+    app = factories.make_api_key_app(api_base_url=httpserver.url_for("/"))
+    pending = [_key(end_user, app, status="pending") for _ in range(4)]
+
+    outcomes = verify_credentials([str(credential.pk) for credential in pending])
+
+    verified, left = outcomes.get("verified", 0), outcomes.get("left", 0)
+    assert (verified + left, set(outcomes)) == (4, {"verified", "left"})
+    assert 1 <= verified <= 2
+    statuses = [Credential.objects.get(pk=c.pk).status for c in pending]
+    assert statuses == ["active"] * verified + ["pending"] * left
+    assert f"A batch left {left} credential(s) to the next sweep" in caplog.text
