@@ -375,3 +375,28 @@ class Goals:
         for line in self.lines:
             print(line)
         return 1 if self.missed else 0
+
+
+def wsgi_environ(path: str, headers: dict[str, str] | None = None) -> dict:
+    """A GET of ``path`` as gunicorn hands it to Django, for the in-process CPU figures (the
+    ``wsgi.input`` is the caller's: a fresh one per call)."""
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.errors": sys.stderr,
+        "HTTP_USER_AGENT": "wrk",
+        "HTTP_ACCEPT": "*/*",
+    }
+    for name, value in (headers or {}).items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    return environ

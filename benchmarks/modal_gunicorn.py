@@ -86,18 +86,7 @@ def _cpu_ms(path: str, *, batches: int = 8, size: int = 40) -> float:
     from django.core.handlers.wsgi import WSGIHandler
 
     handler = WSGIHandler()
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "127.0.0.1",
-        "HTTP_ACCEPT_LANGUAGE": "en",
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-    }
+    environ = _bench.wsgi_environ(path, {"Accept-Language": "en"})
 
     def call() -> None:
         statuses = []

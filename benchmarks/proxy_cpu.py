@@ -30,33 +30,10 @@ import _bench
 from proxy_overhead import _seed
 
 
-def _environ(path: str, headers: dict[str, str]) -> dict:
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "127.0.0.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.url_scheme": "http",
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "wsgi.errors": sys.stderr,
-        "HTTP_USER_AGENT": "wrk",
-        "HTTP_ACCEPT": "*/*",
-    }
-    for name, value in headers.items():
-        environ["HTTP_" + name.upper().replace("-", "_")] = value
-    return environ
-
-
 def _caller(application, path: str, headers: dict[str, str]):
     import io as _io
 
-    template = _environ(path, headers)
+    template = _bench.wsgi_environ(path, headers)
 
     def call() -> None:
         environ = dict(template)
