@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -47,6 +49,32 @@ def expect(locator):
     from playwright.sync_api import expect as playwright_expect
 
     return playwright_expect(locator)
+
+
+@contextlib.contextmanager
+def key_pressed_on(locator, key: str = "Escape"):
+    """Presses ``key`` on a control of the modal whose action takes the modal away (Escape, or
+    Enter on its close button), and releases it when the block has seen the modal go.
+
+    Chromium answers a key event only once the frame that had the focus has handled it. When the
+    modal closes on the key's press and its frame (or popup) is gone before the release arrives,
+    that answer never comes: ``Locator.press``/``click`` then wait forever or fail with
+    ``TargetClosedError``, although the modal closed as it should. So the press goes to the
+    control; the release goes, after the block, to wherever the focus is then, as a real
+    keyboard's would. Enter activates a button on its press, as a click would. A popup closes
+    itself, so the release has nowhere to go."""
+    page = locator.page
+    opener = page.opener()
+    locator.focus()
+    page.keyboard.down(key)
+    yield
+    if opener is None:
+        page.keyboard.up(key)
+        return
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not page.is_closed():  # the opener's event loop carries the news
+        assert time.monotonic() < deadline, "the modal's window did not close"
+        opener.wait_for_timeout(50)
 
 
 class HostPage(BaseHTTPRequestHandler):

@@ -13,7 +13,14 @@ import pytest
 from integrations.models import Credential, Installation
 from sandbox.catalog import SANDBOX_API_KEY
 from sandbox.demo import demo_seed
-from tests.e2e.browser import ARGS, ARTIFACTS, CHROMIUM, COOKIE_PROBE, cookie_blocking_context
+from tests.e2e.browser import (
+    ARGS,
+    ARTIFACTS,
+    CHROMIUM,
+    COOKIE_PROBE,
+    cookie_blocking_context,
+    key_pressed_on,
+)
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
@@ -102,8 +109,8 @@ def test_the_host_example_embeds_the_modal_cross_site_and_hears_ready_and_the_ne
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "host-example-embedded.png"))
 
-        modal.get_by_role("button", name="Close this window").click()
-        expect(page.locator("iframe[title='Connect your accounts']")).to_have_count(0)
+        with key_pressed_on(modal.get_by_role("button", name="Close this window"), "Enter"):
+            expect(page.locator("iframe[title='Connect your accounts']")).to_have_count(0)
         assert events(page, "close") == [{}]
     finally:
         context.close()
@@ -266,8 +273,8 @@ def test_the_overlay_holds_the_page_still_and_gives_it_back_exactly_on_close(
         assert visible_close_controls(page, frame) == 1
         expect(page.locator("[data-portal-close-fallback]")).to_be_hidden()
 
-        modal.locator("#view").press("Escape")
-        expect(page.locator("[data-portal-overlay]")).to_have_count(0)
+        with key_pressed_on(modal.locator("#view"), "Escape"):
+            expect(page.locator("[data-portal-overlay]")).to_have_count(0)
         assert page.evaluate(PAGE_STATE) == before | {"focused": "open-hash"}
         assert events(page, "close") == [{}]
         page.mouse.wheel(0, 300)
@@ -328,8 +335,8 @@ def test_inline_the_modal_has_no_close_button_unless_the_page_asks_and_the_page_
         modal = page.frame_locator("#inline-frame iframe")
         expect(modal.get_by_role("button", name="Close this window")).to_be_visible()
         assert visible_close_controls(page, modal_frame_of(page, live_server)) == 1
-        modal.get_by_role("button", name="Close this window").click()
-        expect(page.locator("#inline-frame iframe")).to_have_count(0)
+        with key_pressed_on(modal.get_by_role("button", name="Close this window"), "Enter"):
+            expect(page.locator("#inline-frame iframe")).to_have_count(0)
         assert events(page, "close") == [{}]
     finally:
         context.close()

@@ -16,6 +16,7 @@ from tests.e2e.browser import (
     HostPage,
     cookie_blocking_context,
     expect,
+    key_pressed_on,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -300,8 +301,8 @@ def test_oauth_works_in_a_cross_site_iframe_with_third_party_cookies_blocked(
         page.screenshot(path=str(ARTIFACTS / "modal-in-iframe.png"))
 
         expect(modal.get_by_role("button", name="Close this window")).to_be_visible()
-        modal.locator("#view").press("Escape")
-        page.wait_for_function("window.__portalEvents.some(e => e.event === 'close')")
+        with key_pressed_on(modal.locator("#view"), "Escape"):
+            page.wait_for_function("window.__portalEvents.some(e => e.event === 'close')")
         events = page.evaluate("window.__portalEvents")
         assert {e["origin"] for e in events} == {live_server.url}
         assert [e["event"] for e in events] == ["ready", "did-add-authorization", "close"]
@@ -348,9 +349,8 @@ def test_the_modal_opened_as_a_popup_by_the_tenants_page_posts_its_events_to_the
         expect(modal.get_by_role("heading", name="Connect your accounts")).to_be_visible()
         page.wait_for_function("window.__portalEvents.some(e => e.event === 'ready')")
 
-        modal.get_by_role("button", name="Close this window").click()
-
-        page.wait_for_function("window.__portalEvents.some(e => e.event === 'close')")
+        with key_pressed_on(modal.get_by_role("button", name="Close this window"), "Enter"):
+            page.wait_for_function("window.__portalEvents.some(e => e.event === 'close')")
         events = page.evaluate("window.__portalEvents")
         assert [e["event"] for e in events] == ["ready", "close"]
         assert {e["origin"] for e in events} == {live_server.url}
